@@ -1,0 +1,1 @@
+namespace ChineseClip.Model;
