@@ -1,0 +1,208 @@
+// The text tower: classic post-LN BERT (Chinese RoBERTa-wwm-ext), no pooler. Field names are the official
+// state_dict keys under `bert.`.
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace ChineseClip.Model.Towers;
+
+public sealed class BertEmbeddings : nn.Module<Tensor, Tensor>
+{
+    private readonly Embedding word_embeddings;
+    private readonly Embedding position_embeddings;
+    private readonly Embedding token_type_embeddings;
+    private readonly Fp32LayerNorm LayerNorm;
+    private readonly Dropout dropout;
+
+    public BertEmbeddings(ClipConfig c) : base(nameof(BertEmbeddings))
+    {
+        word_embeddings = nn.Embedding(c.VocabSize, c.TextHiddenSize);
+        position_embeddings = nn.Embedding(c.TextMaxPositionEmbeddings, c.TextHiddenSize);
+        token_type_embeddings = nn.Embedding(c.TextTypeVocabSize, c.TextHiddenSize);
+        LayerNorm = new Fp32LayerNorm(c.TextHiddenSize, 1e-12);
+        dropout = nn.Dropout(c.TextHiddenDropoutProb);
+        RegisterComponents();
+    }
+
+    /// <param name="ids">[N, L] token ids; positions are 0..L-1 and every token type is 0, as the official code.</param>
+    public override Tensor forward(Tensor ids)
+    {
+        using var scope = NewDisposeScope();
+        long length = ids.shape[1];
+        Tensor x = word_embeddings.forward(ids)
+            + position_embeddings.weight!.narrow(0, 0, length)
+            + token_type_embeddings.weight![0];
+        return dropout.forward(LayerNorm.forward(x)).MoveToOuterDisposeScope();
+    }
+}
+
+public sealed class BertSelfAttention : nn.Module<Tensor, Tensor, Tensor>
+{
+    private readonly Linear query;
+    private readonly Linear key;
+    private readonly Linear value;
+    private readonly int heads;
+    private readonly double dropoutProb;
+
+    public BertSelfAttention(ClipConfig c) : base(nameof(BertSelfAttention))
+    {
+        heads = c.TextNumAttentionHeads;
+        dropoutProb = c.TextAttentionProbsDropoutProb;
+        query = nn.Linear(c.TextHiddenSize, c.TextHiddenSize);
+        key = nn.Linear(c.TextHiddenSize, c.TextHiddenSize);
+        value = nn.Linear(c.TextHiddenSize, c.TextHiddenSize);
+        RegisterComponents();
+    }
+
+    /// <param name="mask">Additive mask [N, 1, 1, L]: 0 for tokens, -10000 for padding.</param>
+    public override Tensor forward(Tensor x, Tensor mask)
+    {
+        using var scope = NewDisposeScope();
+        long n = x.shape[0], l = x.shape[1], h = x.shape[2];
+        Tensor Split(Linear proj) => proj.forward(x).view(n, l, heads, h / heads).transpose(1, 2);
+        Tensor context = F.scaled_dot_product_attention(Split(query), Split(key), Split(value), mask.to(x.dtype),
+            training ? dropoutProb : 0.0);
+        return context.transpose(1, 2).reshape(n, l, h).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>dense -> dropout -> LayerNorm(x + residual): BERT's SelfOutput and Output share this shape.</summary>
+public sealed class BertResidualOutput : nn.Module<Tensor, Tensor, Tensor>
+{
+    private readonly Linear dense;
+    private readonly Fp32LayerNorm LayerNorm;
+    private readonly Dropout dropout;
+
+    public BertResidualOutput(int inFeatures, ClipConfig c) : base("BertOutput")
+    {
+        dense = nn.Linear(inFeatures, c.TextHiddenSize);
+        LayerNorm = new Fp32LayerNorm(c.TextHiddenSize, 1e-12);
+        dropout = nn.Dropout(c.TextHiddenDropoutProb);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x, Tensor residual)
+    {
+        using var scope = NewDisposeScope();
+        return LayerNorm.forward(dropout.forward(dense.forward(x)) + residual).MoveToOuterDisposeScope();
+    }
+}
+
+public sealed class BertAttention : nn.Module<Tensor, Tensor, Tensor>
+{
+    private readonly BertSelfAttention self;
+    private readonly BertResidualOutput output;
+
+    public BertAttention(ClipConfig c) : base(nameof(BertAttention))
+    {
+        self = new BertSelfAttention(c);
+        output = new BertResidualOutput(c.TextHiddenSize, c);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x, Tensor mask)
+    {
+        using var scope = NewDisposeScope();
+        return output.forward(self.forward(x, mask), x).MoveToOuterDisposeScope();
+    }
+}
+
+public sealed class BertIntermediate : nn.Module<Tensor, Tensor>
+{
+    private readonly Linear dense;
+
+    public BertIntermediate(ClipConfig c) : base(nameof(BertIntermediate))
+    {
+        dense = nn.Linear(c.TextHiddenSize, c.TextIntermediateSize);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        return F.gelu(dense.forward(x)).MoveToOuterDisposeScope();
+    }
+}
+
+public sealed class BertLayer : nn.Module<Tensor, Tensor, Tensor>
+{
+    private readonly BertAttention attention;
+    private readonly BertIntermediate intermediate;
+    private readonly BertResidualOutput output;
+
+    public BertLayer(ClipConfig c) : base(nameof(BertLayer))
+    {
+        attention = new BertAttention(c);
+        intermediate = new BertIntermediate(c);
+        output = new BertResidualOutput(c.TextIntermediateSize, c);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x, Tensor mask)
+    {
+        using var scope = NewDisposeScope();
+        Tensor attended = attention.forward(x, mask);
+        return output.forward(intermediate.forward(attended), attended).MoveToOuterDisposeScope();
+    }
+}
+
+public sealed class BertEncoder : nn.Module<Tensor, Tensor, Tensor>
+{
+    private readonly ModuleList<BertLayer> layer;
+
+    public BertEncoder(ClipConfig c) : base(nameof(BertEncoder))
+    {
+        layer = new ModuleList<BertLayer>(Enumerable.Range(0, c.TextNumHiddenLayers).Select(_ => new BertLayer(c)).ToArray());
+        RegisterComponents();
+    }
+
+    public IList<BertLayer> Layers => layer;
+
+    public override Tensor forward(Tensor x, Tensor mask)
+    {
+        using var scope = NewDisposeScope();
+        foreach (var l in layer) x = l.forward(x, mask);
+        return x.MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>BERT without pooler: returns the last hidden states [N, L, H].</summary>
+public sealed class BertModel : nn.Module<Tensor, Tensor>
+{
+    public const long PadId = 0;
+
+    private readonly BertEmbeddings embeddings;
+    private readonly BertEncoder encoder;
+
+    public BertModel(ClipConfig c) : base(nameof(BertModel))
+    {
+        embeddings = new BertEmbeddings(c);
+        encoder = new BertEncoder(c);
+        RegisterComponents();
+        InitializeWeights(c.TextInitializerRange);
+    }
+
+    public BertEncoder Encoder => encoder;
+
+    public override Tensor forward(Tensor ids)
+    {
+        using var scope = NewDisposeScope();
+        // Attention mask from [PAD], applied additively with -10000 as the official BERT does.
+        Tensor mask = ids.eq(PadId).to(ScalarType.Float32).mul(-10000.0).view(ids.shape[0], 1, 1, ids.shape[1]);
+        Tensor x = embeddings.forward(ids);
+        return encoder.forward(x, mask).MoveToOuterDisposeScope();
+    }
+
+    // BERT's init_weights: normal(0, initializer_range) for Linear and Embedding weights, zero biases, LayerNorm 1/0.
+    void InitializeWeights(double std)
+    {
+        using var _ = no_grad();
+        foreach (var (name, p) in named_parameters())
+        {
+            if (name.Contains("LayerNorm")) continue;
+            if (name.EndsWith(".bias")) nn.init.zeros_(p);
+            else nn.init.normal_(p, 0, std);
+        }
+    }
+}

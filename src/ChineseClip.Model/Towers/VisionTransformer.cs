@@ -1,0 +1,151 @@
+// The ViT image tower, pre-LN as in OpenAI CLIP. Field names are the official state_dict keys under `visual.`.
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace ChineseClip.Model.Towers;
+
+/// <summary>torch.nn.MultiheadAttention's parameters (packed q/k/v), computed with scaled-dot-product attention.</summary>
+public sealed class PackedSelfAttention : nn.Module<Tensor, Tensor>
+{
+    private readonly Parameter in_proj_weight;
+    private readonly Parameter in_proj_bias;
+    private readonly Linear out_proj;
+    private readonly int heads;
+
+    public PackedSelfAttention(int width, int heads) : base(nameof(PackedSelfAttention))
+    {
+        this.heads = heads;
+        in_proj_weight = nn.Parameter(empty(3 * width, width));
+        in_proj_bias = nn.Parameter(zeros(3 * width));
+        out_proj = nn.Linear(width, width);
+        // torch's MultiheadAttention initialisation: xavier-uniform packed weights, zero biases.
+        using (no_grad())
+        {
+            nn.init.xavier_uniform_(in_proj_weight);
+            nn.init.zeros_(out_proj.bias!);
+        }
+        RegisterComponents();
+    }
+
+    /// <param name="x">[N, L, W], batch first.</param>
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        long n = x.shape[0], l = x.shape[1], w = x.shape[2];
+        Tensor qkv = F.linear(x, in_proj_weight, in_proj_bias).view(n, l, 3, heads, w / heads).permute(2, 0, 3, 1, 4);
+        Tensor attended = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2]);
+        return out_proj.forward(attended.transpose(1, 2).reshape(n, l, w)).MoveToOuterDisposeScope();
+    }
+}
+
+public sealed class VisionMlp : nn.Module<Tensor, Tensor>
+{
+    private readonly Linear c_fc;
+    private readonly Linear c_proj;
+
+    public VisionMlp(int width) : base(nameof(VisionMlp))
+    {
+        c_fc = nn.Linear(width, width * 4);
+        c_proj = nn.Linear(width * 4, width);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        return c_proj.forward(QuickGelu.Apply(c_fc.forward(x))).MoveToOuterDisposeScope();
+    }
+}
+
+public sealed class ResidualAttentionBlock : nn.Module<Tensor, Tensor>
+{
+    private readonly PackedSelfAttention attn;
+    private readonly Fp32LayerNorm ln_1;
+    private readonly VisionMlp mlp;
+    private readonly Fp32LayerNorm ln_2;
+
+    public ResidualAttentionBlock(int width, int heads) : base(nameof(ResidualAttentionBlock))
+    {
+        attn = new PackedSelfAttention(width, heads);
+        ln_1 = new Fp32LayerNorm(width, 1e-5);
+        mlp = new VisionMlp(width);
+        ln_2 = new Fp32LayerNorm(width, 1e-5);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        x = x + attn.forward(ln_1.forward(x));
+        x = x + mlp.forward(ln_2.forward(x));
+        return x.MoveToOuterDisposeScope();
+    }
+}
+
+public sealed class VisionTransformerBody : nn.Module<Tensor, Tensor>
+{
+    private readonly ModuleList<ResidualAttentionBlock> resblocks;
+
+    public VisionTransformerBody(int width, int layers, int heads) : base("Transformer")
+    {
+        resblocks = new ModuleList<ResidualAttentionBlock>(
+            Enumerable.Range(0, layers).Select(_ => new ResidualAttentionBlock(width, heads)).ToArray());
+        RegisterComponents();
+    }
+
+    public IList<ResidualAttentionBlock> Blocks => resblocks;
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        foreach (var block in resblocks) x = block.forward(x);
+        return x.MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>conv patches -> [class] + positions -> ln_pre -> blocks -> ln_post([class]) @ proj.</summary>
+public sealed class VisionTransformer : nn.Module<Tensor, Tensor>
+{
+    private readonly Parameter class_embedding;
+    private readonly Parameter positional_embedding;
+    private readonly Parameter proj;
+    private readonly Conv2d conv1;
+    private readonly Fp32LayerNorm ln_pre;
+    private readonly VisionTransformerBody transformer;
+    private readonly Fp32LayerNorm ln_post;
+    private readonly int width;
+
+    public VisionTransformer(int resolution, int patch, int width, int layers, int heads, int outputDim)
+        : base(nameof(VisionTransformer))
+    {
+        this.width = width;
+        double scale = Math.Pow(width, -0.5);
+        int grid = resolution / patch;
+        class_embedding = nn.Parameter(randn(width) * scale);
+        positional_embedding = nn.Parameter(randn(grid * grid + 1, width) * scale);
+        proj = nn.Parameter(randn(width, outputDim) * scale);
+        conv1 = nn.Conv2d(3, width, kernel_size: patch, stride: patch, bias: false);
+        ln_pre = new Fp32LayerNorm(width, 1e-5);
+        transformer = new VisionTransformerBody(width, layers, heads);
+        ln_post = new Fp32LayerNorm(width, 1e-5);
+        RegisterComponents();
+    }
+
+    public VisionTransformerBody Transformer => transformer;
+
+    /// <param name="x">[N, 3, R, R] normalised pixels.</param>
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        x = conv1.forward(x.to(conv1.weight!.dtype));               // [N, W, g, g]
+        x = x.flatten(2).transpose(1, 2);                            // [N, g*g, W]
+        Tensor cls = class_embedding.to(x.dtype).expand(x.shape[0], 1, width);
+        x = cat([cls, x], 1) + positional_embedding.to(x.dtype);
+        x = ln_pre.forward(x);
+        x = transformer.forward(x);
+        x = ln_post.forward(x.select(1, 0));
+        return x.matmul(proj).MoveToOuterDisposeScope();
+    }
+}
