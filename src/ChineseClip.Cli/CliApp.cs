@@ -1,0 +1,65 @@
+// The cnclip command tree, and the one place that turns failures into exit codes and one-line messages.
+using System.CommandLine;
+using ChineseClip.Cli.Commands;
+using ChineseClip.Model;
+
+namespace ChineseClip.Cli;
+
+/// <summary>The streams a command reads and writes (the console, or strings in tests).</summary>
+public sealed record CliIO(TextReader In, TextWriter Out, TextWriter Error);
+
+public static class ExitCodes
+{
+    public const int Success = 0;
+    /// <summary>Something went wrong that is not the user's input (a bug, the machine).</summary>
+    public const int Failure = 1;
+    /// <summary>Bad input: options, files, records. The message names what is wrong.</summary>
+    public const int BadInput = 2;
+}
+
+/// <summary>A user-facing error: its message is printed as is, on one line.</summary>
+public sealed class CliException(string message) : Exception(message);
+
+public static class CliApp
+{
+    public static int Run(string[] args, CliIO io)
+    {
+        var root = new RootCommand("cnclip: fine-tune and use Chinese-CLIP (ViT/ResNet image tower + Chinese RoBERTa text tower).");
+        //TOKENIZE
+        root.Subcommands.Add(BenchCommand.Create(io));
+
+        ParseResult parsed = root.Parse(args);
+        if (parsed.Errors.Count > 0)
+        {
+            io.Error.WriteLine($"cnclip: error: {parsed.Errors[0].Message} (see --help)");
+            return ExitCodes.BadInput;
+        }
+        return parsed.Invoke(new InvocationConfiguration { Output = io.Out, Error = io.Error, EnableDefaultExceptionHandler = false });
+    }
+
+    /// <summary>Runs a command body; known input errors become one line on stderr and exit code 2, never a trace.</summary>
+    public static int Guard(CliIO io, Func<int> body)
+    {
+        try
+        {
+            return body();
+        }
+        catch (Exception e) when (IsInputError(e))
+        {
+            io.Error.WriteLine($"cnclip: error: {OneLine(e.Message)}");
+            return ExitCodes.BadInput;
+        }
+        catch (Exception e)
+        {
+            io.Error.WriteLine($"cnclip: internal error: {e.GetType().Name}: {OneLine(e.Message)}");
+            return ExitCodes.Failure;
+        }
+    }
+
+    static bool IsInputError(Exception e) =>
+        e is CliException or ArchitectureException or FileNotFoundException or DirectoryNotFoundException
+            or UnauthorizedAccessException or InvalidDataException or FormatException
+        || e.GetType().Namespace?.StartsWith("ChineseClip.Model", StringComparison.Ordinal) == true;
+
+    static string OneLine(string message) => message.ReplaceLineEndings(" | ").Trim();
+}

@@ -1,0 +1,14 @@
+// cnclip bench: benchmarks that print one JSON line (speed goals are checked with these, never with timed tests).
+using System.CommandLine;
+
+namespace ChineseClip.Cli.Commands;
+
+public static class BenchCommand
+{
+    public static Command Create(CliIO io)
+    {
+        var command = new Command("bench", "Benchmarks that print one JSON line.");
+        command.Subcommands.Add(BenchTrainStepCommand.Create(io));
+        return command;
+    }
+}

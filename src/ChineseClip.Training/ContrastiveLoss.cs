@@ -1,0 +1,18 @@
+// The symmetric InfoNCE loss of the official recipe: logits over the batch, labels = arange, mean of both directions.
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace ChineseClip.Training;
+
+public static class ContrastiveLoss
+{
+    /// <summary>(CE(image->text) + CE(text->image)) / 2 for normalised features of matching rows.</summary>
+    public static Tensor Compute(Tensor imageFeatures, Tensor textFeatures, Tensor logitScale)
+    {
+        using var scope = NewDisposeScope();
+        Tensor logitsPerImage = logitScale * imageFeatures.matmul(textFeatures.t());
+        Tensor labels = arange(imageFeatures.shape[0], dtype: ScalarType.Int64, device: imageFeatures.device);
+        Tensor loss = (F.cross_entropy(logitsPerImage, labels) + F.cross_entropy(logitsPerImage.t(), labels)) / 2;
+        return loss.MoveToOuterDisposeScope();
+    }
+}

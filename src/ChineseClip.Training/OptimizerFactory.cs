@@ -1,0 +1,43 @@
+// AdamW with the official parameter groups and per-tower hyperparameters.
+using ChineseClip.Model;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace ChineseClip.Training;
+
+public sealed record AdamWSettings(double Lr, double WeightDecay, double Beta1, double Beta2, double Eps)
+{
+    /// <summary>The official defaults: betas (0.9, 0.98) and eps 1e-6 for ViT towers, (0.9, 0.999) and 1e-8 for RN50.</summary>
+    public static AdamWSettings OfficialFor(ClipConfig config, double lr = 5e-5, double weightDecay = 0.001) =>
+        config.IsResNet ? new(lr, weightDecay, 0.9, 0.999, 1e-8) : new(lr, weightDecay, 0.9, 0.98, 1e-6);
+}
+
+public static class OptimizerFactory
+{
+    /// <summary>The official no-decay rule: the name contains "bn", "ln", "bias" or "logit_scale" (case-sensitive,
+    /// so BERT's "LayerNorm" weights do get decay).</summary>
+    public static bool IsNoDecay(string name) =>
+        name.Contains("bn", StringComparison.Ordinal) || name.Contains("ln", StringComparison.Ordinal)
+        || name.Contains("bias", StringComparison.Ordinal) || name.Contains("logit_scale", StringComparison.Ordinal);
+
+    public static AdamW CreateAdamW(ClipModel model, AdamWSettings s)
+    {
+        var trainable = model.named_parameters().Where(p => p.parameter.requires_grad).ToList();
+        var groups = new[]
+        {
+            new AdamW.ParamGroup(trainable.Where(p => IsNoDecay(p.name)).Select(p => p.parameter),
+                new AdamW.Options { LearningRate = s.Lr, beta1 = s.Beta1, beta2 = s.Beta2, eps = s.Eps, weight_decay = 0 }),
+            new AdamW.ParamGroup(trainable.Where(p => !IsNoDecay(p.name)).Select(p => p.parameter),
+                new AdamW.Options { LearningRate = s.Lr, beta1 = s.Beta1, beta2 = s.Beta2, eps = s.Eps, weight_decay = s.WeightDecay }),
+        };
+        return optim.AdamW(groups, s.Lr, s.Beta1, s.Beta2, s.Eps, s.WeightDecay);
+    }
+
+    /// <summary>After every step the official code clamps logit_scale to [0, ln 100].</summary>
+    public static void ClampLogitScale(ClipModel model)
+    {
+        using var _ = no_grad();
+        model.LogitScale.clamp_(0, Math.Log(100));
+    }
+}
