@@ -1,4 +1,4 @@
-namespace ChineseClip.Model.Tests;
+namespace ChineseClip.Tests;
 
 /// <summary>Finds ../shared/ (reference files and fixtures) beside the repository root, from any test output folder.</summary>
 public static class SharedFiles

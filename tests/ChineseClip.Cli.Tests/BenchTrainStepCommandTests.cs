@@ -1,0 +1,60 @@
+using System.Text.Json;
+
+namespace ChineseClip.Cli.Tests;
+
+public class BenchTrainStepCommandTests
+{
+    [Fact]
+    public void Bench_train_step_prints_one_json_line_with_the_median_and_throughput()
+    {
+        var r = CliRunner.Run("bench", "train-step", "--arch", SharedFiles.Path("fixtures", "official-tiny", "arch.json"),
+            "--batch", "2", "--steps", "3", "--threads", "1");
+        Assert.True(r.ExitCode == 0, r.Error);
+        var json = JsonDocument.Parse(Assert.Single(r.OutLines)).RootElement;
+        double median = json.GetProperty("ms_per_step_median").GetDouble();
+        Assert.True(median > 0);
+        Assert.Equal(3, json.GetProperty("ms_per_step").GetArrayLength());
+        Assert.Equal(2 * 1000 / median, json.GetProperty("samples_per_s").GetDouble(), 0);
+        Assert.True(float.IsFinite(json.GetProperty("final_loss").GetSingle()));
+    }
+
+    [Theory]
+    [InlineData("--batch", "0", "--batch 0: must be at least 1")]
+    [InlineData("--threads", "0", "--threads 0: must be at least 1")]
+    public void Bench_train_step_refuses_bad_numbers_in_one_line(string option, string value, string message)
+    {
+        var args = new Dictionary<string, string> { ["--batch"] = "1", ["--steps"] = "1", ["--threads"] = "1" };
+        args[option] = value;
+        var r = CliRunner.Run(["bench", "train-step", "--arch", "ViT-B-16@RoBERTa-wwm-ext-base-chinese", .. args.SelectMany(a => new[] { a.Key, a.Value })]);
+        Assert.Equal(ExitCodes.BadInput, r.ExitCode);
+        Assert.Equal($"cnclip: error: {message}\n", r.Error);
+    }
+
+    [Fact]
+    public void An_unknown_architecture_is_one_line_and_exit_code_2()
+    {
+        var r = CliRunner.Run("bench", "train-step", "--arch", "ViT-Z@nothing", "--batch", "1", "--steps", "1", "--threads", "1");
+        Assert.Equal(ExitCodes.BadInput, r.ExitCode);
+        Assert.Single(r.Error.TrimEnd('\n').Split('\n'));
+        Assert.StartsWith("cnclip: error: unknown architecture 'ViT-Z@nothing'", r.Error);
+    }
+
+    [Fact]
+    public void A_missing_required_option_is_one_line_and_exit_code_2()
+    {
+        var r = CliRunner.Run("bench", "train-step", "--arch", "x");
+        Assert.Equal(ExitCodes.BadInput, r.ExitCode);
+        Assert.Single(r.Error.TrimEnd('\n').Split('\n'));
+    }
+
+    [Fact]
+    public void Every_verb_has_help()
+    {
+        foreach (var verb in new[] { new[] { "bench", "train-step" } })
+        {
+            var r = CliRunner.Run([.. verb, "--help"]);
+            Assert.Equal(0, r.ExitCode);
+            Assert.Contains("--arch", r.Out);
+        }
+    }
+}
