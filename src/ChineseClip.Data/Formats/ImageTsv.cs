@@ -1,0 +1,61 @@
+// `{split}_imgs.tsv`: one `image_id<TAB>base64-of-the-image-file` per line (standard or urlsafe base64 alphabet).
+namespace ChineseClip.Data.Formats;
+
+public readonly record struct ImageRecord(long ImageId, byte[] Bytes);
+
+public static class ImageTsv
+{
+    /// <summary>Reads the records in order; a bad line is reported through <paramref name="onError"/> and skipped.</summary>
+    public static IEnumerable<ImageRecord> Read(string path, Action<RecordError> onError)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: image file not found", path);
+        int lineNumber = 0;
+        foreach (string line in File.ReadLines(path))
+        {
+            lineNumber++;
+            if (line.Length == 0) continue;
+            int tab = line.IndexOf('\t');
+            if (tab < 0)
+            {
+                onError(new RecordError(path, lineNumber, "expected image_id<TAB>base64"));
+                continue;
+            }
+            if (!long.TryParse(line.AsSpan(0, tab), out long id))
+            {
+                onError(new RecordError(path, lineNumber, $"image_id '{Truncate(line[..tab])}' is not a 64-bit integer"));
+                continue;
+            }
+            byte[]? bytes = Base64.Decode(line.AsSpan(tab + 1).Trim());
+            if (bytes is null)
+            {
+                onError(new RecordError(path, lineNumber, $"image {id}: invalid base64"));
+                continue;
+            }
+            yield return new ImageRecord(id, bytes);
+        }
+    }
+
+    internal static string Truncate(string s) => s.Length <= 40 ? s : s[..40] + "...";
+}
+
+/// <summary>Base64 in either alphabet (the official loaders use urlsafe_b64decode; many files use the standard one).</summary>
+public static class Base64
+{
+    public static byte[]? Decode(ReadOnlySpan<char> text)
+    {
+        if (text.IsEmpty) return null;
+        int padded = (text.Length + 3) / 4 * 4;
+        char[] buffer = new char[padded];
+        for (int i = 0; i < text.Length; i++)
+            buffer[i] = text[i] switch { '-' => '+', '_' => '/', var c => c };
+        for (int i = text.Length; i < padded; i++) buffer[i] = '=';
+        byte[] output = new byte[padded / 4 * 3];
+        return Convert.TryFromBase64Chars(buffer, output, out int written) ? output[..written] : null;
+    }
+
+    public static string Encode(ReadOnlySpan<byte> bytes, bool urlSafe = false)
+    {
+        string s = Convert.ToBase64String(bytes);
+        return urlSafe ? s.Replace('+', '-').Replace('/', '_') : s;
+    }
+}
