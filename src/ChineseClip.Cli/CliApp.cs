@@ -25,7 +25,9 @@ public static class CliApp
     public static int Run(string[] args, CliIO io)
     {
         var root = new RootCommand("cnclip: fine-tune and use Chinese-CLIP (ViT/ResNet image tower + Chinese RoBERTa text tower).");
-        //TOKENIZE
+        root.Subcommands.Add(TokenizeCommand.Create(io));
+        //EXTRACT
+        root.Subcommands.Add(ConvertModelCommand.Create(io));
         root.Subcommands.Add(BenchCommand.Create(io));
 
         ParseResult parsed = root.Parse(args);

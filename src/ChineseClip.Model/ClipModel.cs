@@ -1,5 +1,6 @@
 // Chinese-CLIP: an image tower (ViT or ModifiedResNet) and a BERT text tower projected into one embedding space.
 // Field names equal the official state_dict keys (without the `module.` prefix that DDP adds).
+using ChineseClip.Model.Checkpoints;
 using ChineseClip.Model.Towers;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -10,6 +11,9 @@ namespace ChineseClip.Model;
 
 /// <summary>Normalised image and text features and exp(logit_scale), the inputs of the contrastive loss.</summary>
 public readonly record struct ClipOutput(Tensor ImageFeatures, Tensor TextFeatures, Tensor LogitScale);
+
+/// <summary>A checkpoint that does not fit the architecture it is loaded into.</summary>
+public sealed class ModelLoadException(string message, Exception inner) : Exception(message, inner);
 
 public sealed class ClipModel : nn.Module<Tensor, Tensor, ClipOutput>
 {
@@ -55,6 +59,40 @@ public sealed class ClipModel : nn.Module<Tensor, Tensor, ClipOutput>
         Tensor text = Normalize(EncodeText(ids));
         return new ClipOutput(image.MoveToOuterDisposeScope(), text.MoveToOuterDisposeScope(),
             logit_scale.exp().MoveToOuterDisposeScope());
+    }
+
+    /// <summary>Builds the architecture and loads a checkpoint in any supported format (official .pt, plain state
+    /// dict, official or Hugging Face safetensors), strictly: missing, unexpected or mis-shaped keys are an error.</summary>
+    public static ClipModel Load(ClipConfig config, string checkpointPath)
+    {
+        var model = new ClipModel(config);
+        try
+        {
+            model.LoadWeights(CheckpointFormat.LoadAnyStateDict(checkpointPath));
+        }
+        catch (CheckpointMismatchException e)
+        {
+            model.Dispose();
+            // One line for people; the full list stays on the inner exception.
+            var problems = e.Missing.Select(k => "missing " + k).Concat(e.Unexpected.Select(k => "unexpected " + k))
+                .Concat(e.MisShaped.Select(k => "mis-shaped " + k)).ToList();
+            throw new ModelLoadException(
+                $"{checkpointPath} does not fit {config.Name}: {e.Missing.Count} missing, {e.Unexpected.Count} unexpected, " +
+                $"{e.MisShaped.Count} mis-shaped key(s), e.g. {string.Join("; ", problems.Take(3))}", e);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+        return model;
+    }
+
+    /// <summary>Copies official-key weights into this model (fp16/bf16 values are converted), strictly.</summary>
+    public void LoadWeights(IReadOnlyDictionary<string, Tensor> stateDict)
+    {
+        var state = state_dict();
+        StateDictCheck.CopyInto(state, stateDict);
     }
 
     /// <summary>L2 normalisation along the last dimension, as the official `x / x.norm(dim=-1, keepdim=True)`.</summary>

@@ -1,4 +1,3 @@
-using System.Collections;
 using System.Text.Json;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -12,14 +11,7 @@ public class FixtureParityTests
 
     internal static ClipModel LoadTinyModel()
     {
-        var model = new ClipModel(Architectures.Resolve(Fixture("arch.json")));
-        var root = (Hashtable)TorchSharp.PyBridge.PyTorchUnpickler.UnpickleStateDict(Fixture("parity.pt"));
-        var sd = (IDictionary)root["state_dict"]!;
-        var dict = new Dictionary<string, Tensor>();
-        foreach (DictionaryEntry e in sd) dict[((string)e.Key).Replace("module.", "")] = (Tensor)e.Value!;
-        var (missing, unexpected) = model.load_state_dict(dict, strict: false);
-        Assert.Empty(missing);
-        Assert.Empty(unexpected);
+        var model = ClipModel.Load(Architectures.Resolve(Fixture("arch.json")), Fixture("parity.pt"));
         model.eval();
         return model;
     }

@@ -1,7 +1,8 @@
 // `{split}_imgs.tsv`: one `image_id<TAB>base64-of-the-image-file` per line (standard or urlsafe base64 alphabet).
 namespace ChineseClip.Data.Formats;
 
-public readonly record struct ImageRecord(long ImageId, byte[] Bytes);
+/// <summary>One image of a tsv file; <see cref="Line"/> is its 1-based line number (for error messages).</summary>
+public readonly record struct ImageRecord(long ImageId, byte[] Bytes, int Line);
 
 public static class ImageTsv
 {
@@ -31,7 +32,7 @@ public static class ImageTsv
                 onError(new RecordError(path, lineNumber, $"image {id}: invalid base64"));
                 continue;
             }
-            yield return new ImageRecord(id, bytes);
+            yield return new ImageRecord(id, bytes, lineNumber);
         }
     }
 

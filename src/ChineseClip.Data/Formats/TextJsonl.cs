@@ -3,7 +3,8 @@ using System.Text.Json;
 
 namespace ChineseClip.Data.Formats;
 
-public sealed record TextRecord(long TextId, string Text, IReadOnlyList<long> ImageIds);
+/// <summary>One text of a jsonl file; <see cref="Line"/> is its 1-based line number (for error messages).</summary>
+public sealed record TextRecord(long TextId, string Text, IReadOnlyList<long> ImageIds, int Line = 0);
 
 public static class TextJsonl
 {
@@ -19,7 +20,7 @@ public static class TextJsonl
             if (line.Length == 0) continue;
             TextRecord? record = Parse(line, out string? problem);
             if (record is null) onError(new RecordError(path, lineNumber, problem!));
-            else yield return record;
+            else yield return record with { Line = lineNumber };
         }
     }
 

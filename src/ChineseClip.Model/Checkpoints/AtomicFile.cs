@@ -4,7 +4,7 @@ namespace ChineseClip.Model.Checkpoints;
 /// Replaces a file all at once: the content goes to a temporary file in the same folder, is flushed to disk, then
 /// renamed over the target, so a crash leaves either the old file or the new one, never half a checkpoint.
 /// </summary>
-internal static class AtomicFile
+public static class AtomicFile
 {
     public static void Write(string path, Action<FileStream> write)
     {
