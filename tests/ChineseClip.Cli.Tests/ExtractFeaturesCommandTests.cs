@@ -1,0 +1,101 @@
+using ChineseClip.Data.Formats;
+
+namespace ChineseClip.Cli.Tests;
+
+public class ExtractFeaturesCommandTests
+{
+    static string Fixture(string name) => SharedFiles.Path("fixtures", "official-tiny", name);
+
+    static double Cosine(float[] a, float[] b)
+    {
+        double dot = 0, na = 0, nb = 0;
+        for (int i = 0; i < a.Length; i++) { dot += a[i] * b[i]; na += a[i] * a[i]; nb += b[i] * b[i]; }
+        return dot / Math.Sqrt(na * nb);
+    }
+
+    static string DataDir(Action<string>? edit = null)
+    {
+        string dir = Directory.CreateTempSubdirectory("cnclip-extract").FullName;
+        File.Copy(Fixture("test_imgs.tsv"), Path.Combine(dir, "test_imgs.tsv"));
+        File.Copy(Fixture("test_texts.jsonl"), Path.Combine(dir, "test_texts.jsonl"));
+        edit?.Invoke(dir);
+        return dir;
+    }
+
+    static CliRunner.Result Extract(string dataDir, string outputDir, params string[] extra) => CliRunner.Run(
+    [
+        "extract-features", "--checkpoint", Fixture("parity.pt"), "--arch", Fixture("arch.json"),
+        "--vocab", SharedFiles.Path("reference", "vocab.txt"), "--data-dir", dataDir, "--split", "test", "--output-dir", outputDir, .. extra,
+    ]);
+
+    [Fact]
+    public void Features_from_raw_images_and_texts_match_the_official_ones()
+    {
+        string data = DataDir(), output = Path.Combine(data, "out");
+        var r = Extract(data, output, "--batch-size", "4");
+        Assert.True(r.ExitCode == 0, r.Error);
+
+        var images = FeatureJsonl.Read(Path.Combine(output, "test_imgs.img_feat.jsonl"), "image_id");
+        var officialImages = FeatureJsonl.Read(Fixture("ref_imgs.img_feat.jsonl"), "image_id");
+        Assert.Equal(officialImages.Keys, images.Keys);
+        foreach (var (id, feature) in officialImages)
+        {
+            // PNGs decode and resize exactly as PIL does; JPEG decoders differ slightly (libjpeg-turbo vs ImageSharp).
+            double bound = id is 1001 or 1006 ? 0.999 : 0.99999;
+            Assert.True(Cosine(images[id], feature) >= bound, $"image {id}: cosine {Cosine(images[id], feature)}");
+            Assert.Equal(1.0, Math.Sqrt(images[id].Sum(x => (double)x * x)), 5);
+        }
+
+        var texts = FeatureJsonl.Read(Path.Combine(output, "test_texts.txt_feat.jsonl"), "text_id");
+        var officialTexts = FeatureJsonl.Read(Fixture("ref_texts.txt_feat.jsonl"), "text_id");
+        Assert.Equal(officialTexts.Keys, texts.Keys);
+        foreach (var (id, feature) in officialTexts)
+            Assert.True(Cosine(texts[id], feature) >= 0.99999, $"text {id}: cosine {Cosine(texts[id], feature)}");
+        Directory.Delete(data, true);
+    }
+
+    [Fact]
+    public void Bad_records_are_named_and_skipped_and_the_rest_is_written()
+    {
+        string data = DataDir(dir =>
+        {
+            File.AppendAllText(Path.Combine(dir, "test_imgs.tsv"), "2001\t%%%\n2002\tAAAAAAAA\n");
+            File.AppendAllText(Path.Combine(dir, "test_texts.jsonl"), "{\"text_id\": \"x\"}\n");
+        });
+        string output = Path.Combine(data, "out");
+        var r = Extract(data, output);
+        Assert.Equal(ExitCodes.BadInput, r.ExitCode);
+        string imgs = Path.Combine(data, "test_imgs.tsv");
+        Assert.Contains($"cnclip: error: {imgs}:7: image 2001: invalid base64", r.Error);
+        Assert.Contains($"cnclip: error: {imgs}:8: image 2002: not a recognised image format", r.Error);
+        Assert.Contains($"{Path.Combine(data, "test_texts.jsonl")}:13: field 'text_id' missing", r.Error);
+        Assert.Equal(6, File.ReadAllLines(Path.Combine(output, "test_imgs.img_feat.jsonl")).Length);
+        Assert.Equal(12, File.ReadAllLines(Path.Combine(output, "test_texts.txt_feat.jsonl")).Length);
+        Directory.Delete(data, true);
+    }
+
+    [Fact]
+    public void A_checkpoint_of_another_architecture_is_one_line_and_writes_nothing()
+    {
+        string data = DataDir(), output = Path.Combine(data, "out");
+        var r = CliRunner.Run("extract-features", "--checkpoint", Fixture("parity.pt"), "--arch", "RN50@RBT3-chinese",
+            "--vocab", SharedFiles.Path("reference", "vocab.txt"), "--data-dir", data, "--split", "test", "--output-dir", output);
+        Assert.Equal(ExitCodes.BadInput, r.ExitCode);
+        Assert.Single(r.Error.TrimEnd('\n').Split('\n'));
+        Assert.Contains("does not fit RN50@RBT3-chinese", r.Error);
+        Assert.False(Directory.Exists(output));
+        Directory.Delete(data, true);
+    }
+
+    [Fact]
+    public void A_missing_split_names_both_files()
+    {
+        string data = DataDir();
+        var missing = CliRunner.Run("extract-features", "--checkpoint", Fixture("parity.pt"), "--arch", Fixture("arch.json"),
+            "--vocab", SharedFiles.Path("reference", "vocab.txt"), "--data-dir", data, "--split", "valid", "--output-dir", data);
+        Assert.Equal(ExitCodes.BadInput, missing.ExitCode);
+        Assert.Contains("valid_imgs.tsv", missing.Error);
+        Assert.Contains("valid_texts.jsonl", missing.Error);
+        Directory.Delete(data, true);
+    }
+}
