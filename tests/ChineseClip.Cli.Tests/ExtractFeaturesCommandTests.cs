@@ -6,12 +6,6 @@ public class ExtractFeaturesCommandTests
 {
     static string Fixture(string name) => SharedFiles.Path("fixtures", "official-tiny", name);
 
-    static double Cosine(float[] a, float[] b)
-    {
-        double dot = 0, na = 0, nb = 0;
-        for (int i = 0; i < a.Length; i++) { dot += a[i] * b[i]; na += a[i] * a[i]; nb += b[i] * b[i]; }
-        return dot / Math.Sqrt(na * nb);
-    }
 
     static string DataDir(Action<string>? edit = null)
     {
@@ -42,7 +36,7 @@ public class ExtractFeaturesCommandTests
         {
             // PNGs decode and resize exactly as PIL does; JPEG decoders differ slightly (libjpeg-turbo vs ImageSharp).
             double bound = id is 1001 or 1006 ? 0.999 : 0.99999;
-            Assert.True(Cosine(images[id], feature) >= bound, $"image {id}: cosine {Cosine(images[id], feature)}");
+            Assert.True(Vectors.Cosine(images[id], feature) >= bound, $"image {id}: cosine {Vectors.Cosine(images[id], feature)}");
             Assert.Equal(1.0, Math.Sqrt(images[id].Sum(x => (double)x * x)), 5);
         }
 
@@ -50,7 +44,7 @@ public class ExtractFeaturesCommandTests
         var officialTexts = FeatureJsonl.Read(Fixture("ref_texts.txt_feat.jsonl"), "text_id");
         Assert.Equal(officialTexts.Keys, texts.Keys);
         foreach (var (id, feature) in officialTexts)
-            Assert.True(Cosine(texts[id], feature) >= 0.99999, $"text {id}: cosine {Cosine(texts[id], feature)}");
+            Assert.True(Vectors.Cosine(texts[id], feature) >= 0.99999, $"text {id}: cosine {Vectors.Cosine(texts[id], feature)}");
         Directory.Delete(data, true);
     }
 

@@ -20,12 +20,6 @@ public class FixtureParityTests
         File.ReadLines(Fixture(file)).Select(l => JsonDocument.Parse(l).RootElement)
             .ToDictionary(e => e.GetProperty(idKey).GetInt64(), e => e.GetProperty("feature").EnumerateArray().Select(x => x.GetSingle()).ToArray());
 
-    static double Cosine(float[] a, float[] b)
-    {
-        double dot = 0, na = 0, nb = 0;
-        for (int i = 0; i < a.Length; i++) { dot += a[i] * b[i]; na += a[i] * a[i]; nb += b[i] * b[i]; }
-        return dot / Math.Sqrt(na * nb);
-    }
 
     [Fact]
     public void Text_tower_gives_the_official_features_from_the_official_ids()
@@ -39,7 +33,7 @@ public class FixtureParityTests
         for (int i = 0; i < rows.Count; i++)
         {
             long id = rows[i].GetProperty("text_id").GetInt64();
-            double cos = Cosine(features[i].data<float>().ToArray(), reference[id]);
+            double cos = Vectors.Cosine(features[i].data<float>().ToArray(), reference[id]);
             Assert.True(cos >= 0.99999, $"text {id}: cosine {cos}");
         }
     }
@@ -55,7 +49,7 @@ public class FixtureParityTests
         using var features = ClipModel.Normalize(model.EncodeImage(pixels));
         for (int i = 0; i < ids.Length; i++)
         {
-            double cos = Cosine(features[i].data<float>().ToArray(), reference[ids[i]]);
+            double cos = Vectors.Cosine(features[i].data<float>().ToArray(), reference[ids[i]]);
             Assert.True(cos >= 0.99999, $"image {ids[i]}: cosine {cos}");
         }
     }
