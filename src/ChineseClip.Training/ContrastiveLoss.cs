@@ -7,12 +7,17 @@ namespace ChineseClip.Training;
 public static class ContrastiveLoss
 {
     /// <summary>(CE(image->text) + CE(text->image)) / 2 for normalised features of matching rows.</summary>
-    public static Tensor Compute(Tensor imageFeatures, Tensor textFeatures, Tensor logitScale)
+    public static Tensor Compute(Tensor imageFeatures, Tensor textFeatures, Tensor logitScale) =>
+        Compute(imageFeatures, textFeatures, logitScale, out _);
+
+    /// <param name="logitsPerImage">logit_scale * image @ text^T (rows: images), for the in-batch accuracies.</param>
+    public static Tensor Compute(Tensor imageFeatures, Tensor textFeatures, Tensor logitScale, out Tensor logitsPerImage)
     {
         using var scope = NewDisposeScope();
-        Tensor logitsPerImage = logitScale * imageFeatures.matmul(textFeatures.t());
+        logitsPerImage = logitScale * imageFeatures.matmul(textFeatures.t());
         Tensor labels = arange(imageFeatures.shape[0], dtype: ScalarType.Int64, device: imageFeatures.device);
         Tensor loss = (F.cross_entropy(logitsPerImage, labels) + F.cross_entropy(logitsPerImage.t(), labels)) / 2;
+        logitsPerImage = logitsPerImage.MoveToOuterDisposeScope();
         return loss.MoveToOuterDisposeScope();
     }
 }

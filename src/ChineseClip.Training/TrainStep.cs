@@ -1,22 +1,29 @@
-// One single-process optimisation step of the official recipe (the data-parallel step arrives with the training issue).
+// One single-process optimisation step of the official recipe (the data-parallel step arrives with collectives).
 using ChineseClip.Model;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace ChineseClip.Training;
 
+/// <summary>What the official log line reports for a step: loss, in-batch accuracies both ways, logit scale.</summary>
+public readonly record struct StepResult(float Loss, double ImageToTextAccuracy, double TextToImageAccuracy, float LogitScale);
+
 public static class TrainStep
 {
-    /// <summary>Forward both towers, symmetric InfoNCE, backward, AdamW step, logit-scale clamp; returns the loss.</summary>
-    public static float Run(ClipModel model, AdamW optimizer, Tensor pixels, Tensor ids)
+    /// <summary>Forward both towers, symmetric InfoNCE, backward, AdamW step, logit-scale clamp.</summary>
+    public static StepResult Run(ClipModel model, AdamW optimizer, Tensor pixels, Tensor ids)
     {
         using var scope = NewDisposeScope();
         optimizer.zero_grad();
         var output = model.forward(pixels, ids);
-        Tensor loss = ContrastiveLoss.Compute(output.ImageFeatures, output.TextFeatures, output.LogitScale);
+        Tensor loss = ContrastiveLoss.Compute(output.ImageFeatures, output.TextFeatures, output.LogitScale, out Tensor logits);
         loss.backward();
         optimizer.step();
         OptimizerFactory.ClampLogitScale(model);
-        return loss.item<float>();
+        using var _ = no_grad();
+        Tensor labels = arange(logits.shape[0], dtype: ScalarType.Int64);
+        double i2t = logits.argmax(1).eq(labels).to(ScalarType.Float64).mean().item<double>();
+        double t2i = logits.argmax(0).eq(labels).to(ScalarType.Float64).mean().item<double>();
+        return new StepResult(loss.item<float>(), i2t, t2i, model.LogitScale.exp().item<float>());
     }
 }

@@ -49,7 +49,7 @@ public class OptimizerFactoryTests
         torch.manual_seed(1);
         using var pixels = randn(2, 3, 64, 64);
         using var ids = tensor(new long[] { 101, 2769, 102, 0, 101, 872, 1962, 102 }, [2, 4]);
-        float loss = TrainStep.Run(model, optimizer, pixels, ids);
+        float loss = TrainStep.Run(model, optimizer, pixels, ids).Loss;
         Assert.True(float.IsFinite(loss));
         Assert.Equal(Math.Log(100), model.LogitScale.item<float>(), 5);
     }

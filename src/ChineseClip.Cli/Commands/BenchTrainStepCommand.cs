@@ -48,7 +48,7 @@ public static class BenchTrainStepCommand
         for (int i = 0; i <= steps; i++)
         {
             var watch = Stopwatch.StartNew();
-            loss = TrainStep.Run(model, optimizer, pixels, ids);
+            loss = TrainStep.Run(model, optimizer, pixels, ids).Loss;
             if (i > 0) times.Add(watch.Elapsed.TotalMilliseconds);
         }
         double median = Median(times);

@@ -1,0 +1,113 @@
+// `cnclip train --config FILE`: the official training arguments (cn_clip/training/params.py), by their argparse
+// names with underscores, and their official defaults.
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace ChineseClip.Training;
+
+public sealed record TrainOptions
+{
+    /// <summary>Folder with train_imgs.tsv / train_texts.jsonl (official layout).</summary>
+    public required string TrainData { get; init; }
+    /// <summary>Folder with valid_imgs.tsv / valid_texts.jsonl; null skips validation.</summary>
+    public string? ValData { get; init; }
+    /// <summary>VISION@TEXT or a merged .json; the official vision_model + text_model are accepted too.</summary>
+    public required string Arch { get; init; }
+    public required string Vocab { get; init; }
+    /// <summary>Initial checkpoint (official .pt or HF safetensors); null trains from random init.</summary>
+    public string? Resume { get; init; }
+    public string Logs { get; init; } = "logs";
+    public string Name { get; init; } = "run";
+    public int BatchSize { get; init; } = 128;
+    public int ValidBatchSize { get; init; } = 128;
+    public int ContextLength { get; init; } = 52;
+    public double Lr { get; init; } = 5e-5;
+    public double Wd { get; init; } = 0.001;
+    public int Warmup { get; init; } = 100;
+    public int MaxEpochs { get; init; } = 3;
+    public double? Beta1 { get; init; }
+    public double? Beta2 { get; init; }
+    public double? Eps { get; init; }
+    public long Seed { get; init; } = 123;
+    public int LogInterval { get; init; } = 10;
+    public int ValidEpochInterval { get; init; } = 1;
+    public int Threads { get; init; } = Environment.ProcessorCount;
+
+    static readonly Dictionary<string, string> Known = new()
+    {
+        ["train_data"] = nameof(TrainData), ["val_data"] = nameof(ValData), ["arch"] = nameof(Arch), ["vocab"] = nameof(Vocab),
+        ["resume"] = nameof(Resume), ["logs"] = nameof(Logs), ["name"] = nameof(Name), ["batch_size"] = nameof(BatchSize),
+        ["valid_batch_size"] = nameof(ValidBatchSize), ["context_length"] = nameof(ContextLength), ["lr"] = nameof(Lr),
+        ["wd"] = nameof(Wd), ["warmup"] = nameof(Warmup), ["max_epochs"] = nameof(MaxEpochs), ["beta1"] = nameof(Beta1),
+        ["beta2"] = nameof(Beta2), ["eps"] = nameof(Eps), ["seed"] = nameof(Seed), ["log_interval"] = nameof(LogInterval),
+        ["valid_epoch_interval"] = nameof(ValidEpochInterval), ["threads"] = nameof(Threads),
+    };
+
+    /// <summary>Reads a JSON config; unknown keys, wrong types and missing required keys are errors naming the key.
+    /// Relative paths are taken relative to the config file's folder.</summary>
+    public static TrainOptions Load(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: config file not found", path);
+        JsonObject o;
+        try
+        {
+            o = JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new JsonException("not a JSON object");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{path}: invalid JSON: {e.Message}");
+        }
+        // The official script names the towers separately.
+        if (o["vision_model"] is JsonNode v && o["text_model"] is JsonNode t && o["arch"] is null)
+        {
+            o["arch"] = $"{v.GetValue<string>()}@{t.GetValue<string>()}";
+            o.Remove("vision_model");
+            o.Remove("text_model");
+        }
+        var normalized = new JsonObject();
+        foreach (var (key, value) in o)
+        {
+            string k = key.Replace('-', '_');
+            if (!Known.TryGetValue(k, out string? property)) throw new InvalidDataException($"{path}: unknown key '{key}'");
+            normalized[property] = value?.DeepClone();
+        }
+        string dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        TrainOptions options;
+        try
+        {
+            options = normalized.Deserialize<TrainOptions>(new JsonSerializerOptions { PropertyNameCaseInsensitive = false })!;
+        }
+        catch (JsonException e)
+        {
+            string key = Known.FirstOrDefault(kv => e.Path?.Contains(kv.Value) == true || e.Message.Contains(kv.Value)).Key ?? "?";
+            throw new InvalidDataException($"{path}: key '{key}': {e.Message.Split(". Path")[0]}");
+        }
+        string? Rel(string? p) => p is null || Path.IsPathRooted(p) ? p : Path.GetFullPath(Path.Combine(dir, p));
+        string RelArch(string a) => a.EndsWith(".json", StringComparison.OrdinalIgnoreCase) ? Rel(a)! : a;
+        options = options with
+        {
+            TrainData = Rel(options.TrainData)!, ValData = Rel(options.ValData), Vocab = Rel(options.Vocab)!,
+            Resume = Rel(options.Resume), Logs = Rel(options.Logs)!, Arch = RelArch(options.Arch),
+        };
+        options.Validate(path);
+        return options;
+    }
+
+    void Validate(string path)
+    {
+        void Check(bool ok, string key, string message)
+        {
+            if (!ok) throw new InvalidDataException($"{path}: key '{key}': {message}");
+        }
+        Check(BatchSize >= 1, "batch_size", "must be at least 1");
+        Check(ValidBatchSize >= 1, "valid_batch_size", "must be at least 1");
+        Check(ContextLength >= 3, "context_length", "must be at least 3");
+        Check(Lr > 0, "lr", "must be positive");
+        Check(Wd >= 0, "wd", "must not be negative");
+        Check(Warmup >= 0, "warmup", "must not be negative");
+        Check(MaxEpochs >= 1, "max_epochs", "must be at least 1");
+        Check(Threads >= 1, "threads", "must be at least 1");
+        Check(LogInterval >= 1, "log_interval", "must be at least 1");
+        Check(ValidEpochInterval >= 1, "valid_epoch_interval", "must be at least 1");
+    }
+}

@@ -1,0 +1,155 @@
+// The fine-tuning loop of the official recipe on one process: epochs of sampler batches, the cosine LR schedule,
+// the official log line, validation recall each epoch, and checkpoints (epoch_latest.pt, epoch{N}.pt, best.pt)
+// in the official layout. Data-parallel workers and exact mid-epoch resume build on this (training issue).
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using ChineseClip.Data.Datasets;
+using ChineseClip.Model;
+using ChineseClip.Model.Checkpoints;
+using ChineseClip.Model.Imaging;
+using ChineseClip.Model.Text;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ChineseClip.Training;
+
+public sealed record ValidationResult(int Epoch, Recall TextToImage, Recall ImageToText)
+{
+    public double MeanRecall => (TextToImage.Mean + ImageToText.Mean) / 2;
+}
+
+public sealed class Trainer(TrainOptions options, TextWriter log)
+{
+    public string RunDir => Path.Combine(options.Logs, options.Name);
+
+    /// <summary>Runs the whole schedule; returns the validation results (empty without val_data).</summary>
+    public IReadOnlyList<ValidationResult> Run()
+    {
+        torch.set_num_threads(options.Threads);
+        ClipConfig config = Architectures.Resolve(options.Arch);
+        var tokenizer = ClipTokenizer.FromVocabFile(options.Vocab);
+        if (tokenizer.VocabSize != config.VocabSize)
+            throw new InvalidDataException($"{options.Vocab}: {tokenizer.VocabSize} tokens, but {config.Name} has vocab_size {config.VocabSize}");
+        var transform = new ImageTransform(config.ImageResolution);
+        var train = LoadSplit(options.TrainData, "train", transform, tokenizer);
+        var valid = options.ValData is null ? null : LoadSplit(options.ValData, "valid", transform, tokenizer);
+
+        torch.manual_seed(options.Seed);
+        using var model = options.Resume is null ? new ClipModel(config) : ClipModel.Load(config, options.Resume);
+        var defaults = AdamWSettings.OfficialFor(config, options.Lr, options.Wd);
+        var settings = defaults with { Beta1 = options.Beta1 ?? defaults.Beta1, Beta2 = options.Beta2 ?? defaults.Beta2, Eps = options.Eps ?? defaults.Eps };
+        using var optimizer = OptimizerFactory.CreateAdamW(model, settings);
+
+        var sampler = new EpochSampler(train.Count, options.BatchSize, worldSize: 1, rank: 0, options.Seed);
+        int totalSteps = sampler.BatchesPerEpoch * options.MaxEpochs;
+        var schedule = new LrSchedule(options.Lr, options.Warmup, totalSteps);
+        Directory.CreateDirectory(RunDir);
+        string checkpoints = Path.Combine(RunDir, "checkpoints");
+        Directory.CreateDirectory(checkpoints);
+        using var metrics = new StreamWriter(Path.Combine(RunDir, "metrics.jsonl"), append: false) { AutoFlush = true };
+        log.WriteLine($"{config.Name}: {train.Count} training pairs, {sampler.BatchesPerEpoch} steps per epoch, {totalSteps} steps; logs in {RunDir}");
+
+        var results = new List<ValidationResult>();
+        double best = double.NegativeInfinity;
+        int step = 0;
+        for (int epoch = 0; epoch < options.MaxEpochs; epoch++)
+        {
+            model.train();
+            var dataWatch = Stopwatch.StartNew();
+            int batchIndex = 0;
+            foreach (int[] batch in sampler.Batches(epoch))
+            {
+                double lr = schedule.At(step);
+                foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
+                StepResult result;
+                double dataTime, batchTime;
+                using (var scope = NewDisposeScope())
+                {
+                    var (pixels, ids) = train.Batch(batch);
+                    dataTime = dataWatch.Elapsed.TotalSeconds;
+                    result = TrainStep.Run(model, optimizer, pixels, ids);
+                    batchTime = dataWatch.Elapsed.TotalSeconds;
+                }
+                step++;
+                batchIndex++;
+                if (step % options.LogInterval == 0 || batchIndex == sampler.BatchesPerEpoch)
+                {
+                    int seen = batchIndex * options.BatchSize;
+                    log.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"Global Steps: {step}/{totalSteps} | Train Epoch: {epoch + 1} [{seen}/{sampler.PaddedSize} ({100.0 * seen / sampler.PaddedSize:F0}%)] | " +
+                        $"Loss: {result.Loss:F6} | Image2Text Acc: {result.ImageToTextAccuracy * 100:F2} | Text2Image Acc: {result.TextToImageAccuracy * 100:F2} | " +
+                        $"Data Time: {dataTime:F3}s | Batch Time: {batchTime:F3}s | LR: {lr:F6} | logit_scale: {result.LogitScale:F3} | " +
+                        $"Global Batch Size: {options.BatchSize} | {options.BatchSize / batchTime:F1} samples/s"));
+                    metrics.WriteLine(JsonSerializer.Serialize(new
+                    {
+                        type = "train", step, epoch = epoch + 1, loss = result.Loss, i2t_acc = result.ImageToTextAccuracy,
+                        t2i_acc = result.TextToImageAccuracy, lr, logit_scale = result.LogitScale, data_time = dataTime, batch_time = batchTime,
+                    }));
+                }
+                dataWatch.Restart();
+            }
+
+            ValidationResult? validation = null;
+            if (valid is not null && ((epoch + 1) % options.ValidEpochInterval == 0 || epoch + 1 == options.MaxEpochs))
+            {
+                validation = Validate(model, valid, epoch + 1);
+                results.Add(validation);
+                log.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"Validation epoch {epoch + 1}: text->image R@1/5/10 {validation.TextToImage.R1:F2}/{validation.TextToImage.R5:F2}/{validation.TextToImage.R10:F2}, " +
+                    $"image->text R@1/5/10 {validation.ImageToText.R1:F2}/{validation.ImageToText.R5:F2}/{validation.ImageToText.R10:F2}, mean recall {validation.MeanRecall:F2}"));
+                metrics.WriteLine(JsonSerializer.Serialize(new
+                {
+                    type = "valid", step, epoch = epoch + 1, t2i = validation.TextToImage, i2t = validation.ImageToText,
+                    mean_recall = validation.MeanRecall,
+                }));
+            }
+
+            var state = model.state_dict();
+            OfficialCheckpoint.Save(Path.Combine(checkpoints, $"epoch{epoch + 1}.pt"), state, epoch + 1, step, options.Name);
+            OfficialCheckpoint.Save(Path.Combine(checkpoints, "epoch_latest.pt"), state, epoch + 1, step, options.Name);
+            if (validation is not null && validation.MeanRecall > best)
+            {
+                best = validation.MeanRecall;
+                OfficialCheckpoint.Save(Path.Combine(checkpoints, "best.pt"), state, epoch + 1, step, options.Name);
+            }
+        }
+        return results;
+    }
+
+    InMemoryPairDataset LoadSplit(string dir, string split, ImageTransform transform, ClipTokenizer tokenizer)
+    {
+        var data = InMemoryPairDataset.Load(dir, split, transform, tokenizer, options.ContextLength, e => log.WriteLine($"warning: {e} (skipped)"));
+        if (data.Count == 0) throw new InvalidDataException($"{dir}: the {split} split has no usable text-image pairs");
+        return data;
+    }
+
+    /// <summary>Text->image and image->text recall over the whole validation split.</summary>
+    ValidationResult Validate(ClipModel model, InMemoryPairDataset valid, int epoch)
+    {
+        model.eval();
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var imageIds = valid.ImageIds;
+        int batch = options.ValidBatchSize;
+        var imageParts = new List<Tensor>();
+        for (int start = 0; start < imageIds.Count; start += batch)
+            imageParts.Add(ClipModel.Normalize(model.EncodeImage(valid.Images(start, Math.Min(batch, imageIds.Count - start)))));
+        Tensor images = cat(imageParts, 0);
+
+        var tokenizerTexts = valid.Texts;
+        var textParts = new List<Tensor>();
+        var ids = valid.TextTokens();
+        for (int start = 0; start < tokenizerTexts.Count; start += batch)
+            textParts.Add(ClipModel.Normalize(model.EncodeText(ids[start..Math.Min(start + batch, tokenizerTexts.Count)])));
+        Tensor texts = cat(textParts, 0);
+
+        var textRelevant = tokenizerTexts.Select(t => (IReadOnlyCollection<int>)t.ImageIds.Select(valid.ImagePosition).Where(p => p >= 0).ToHashSet()).ToList();
+        var imageRelevant = Enumerable.Range(0, imageIds.Count).Select(_ => new HashSet<int>()).ToList();
+        for (int t = 0; t < textRelevant.Count; t++)
+            foreach (int p in textRelevant[t]) imageRelevant[p].Add(t);
+        var t2i = RetrievalMetrics.Compute(texts, images, textRelevant);
+        var i2t = RetrievalMetrics.Compute(images, texts, imageRelevant.Select(h => (IReadOnlyCollection<int>)h).ToList());
+        return new ValidationResult(epoch, t2i, i2t);
+    }
+}

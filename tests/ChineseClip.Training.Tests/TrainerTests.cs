@@ -1,0 +1,90 @@
+using System.Text.Json;
+using ChineseClip.Data.Formats;
+using ChineseClip.Model;
+using ChineseClip.Model.Checkpoints;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.PixelFormats;
+
+namespace ChineseClip.Training.Tests;
+
+public class TrainerTests
+{
+    static readonly (string Name, Rgb24 Colour)[] Colours =
+    [
+        ("红色", new Rgb24(220, 20, 20)), ("绿色", new Rgb24(20, 200, 20)), ("蓝色", new Rgb24(20, 20, 220)),
+        ("黄色", new Rgb24(230, 220, 20)), ("紫色", new Rgb24(150, 20, 180)), ("黑色", new Rgb24(10, 10, 10)),
+    ];
+
+    /// <summary>Solid-colour squares on white, captioned by their colour: learnable in a few steps.</summary>
+    static void WriteSplit(string dir, string split, int perColour, int idBase)
+    {
+        var images = new List<string>();
+        var texts = new List<string>();
+        int n = 0;
+        foreach (var (name, colour) in Colours)
+            for (int k = 0; k < perColour; k++, n++)
+            {
+                using var image = new Image<Rgb24>(40 + k * 3, 40, new Rgb24(255, 255, 255));
+                for (int y = 8; y < 32; y++) for (int x = 8 + k; x < 30 + k; x++) image[x, y] = colour;
+                using var stream = new MemoryStream();
+                image.SaveAsPng(stream);
+                long id = idBase + n;
+                images.Add($"{id}\t{Base64.Encode(stream.ToArray())}");
+                texts.Add(JsonSerializer.Serialize(new { text_id = idBase + 500 + n, text = $"一个{name}的方块", image_ids = new[] { id } }));
+            }
+        File.WriteAllLines(Path.Combine(dir, $"{split}_imgs.tsv"), images);
+        File.WriteAllLines(Path.Combine(dir, $"{split}_texts.jsonl"), texts);
+    }
+
+    [Fact]
+    public void Training_writes_official_checkpoints_metrics_and_validation_recall()
+    {
+        string root = Directory.CreateTempSubdirectory("cnclip-train").FullName;
+        WriteSplit(root, "train", perColour: 4, idBase: 1000);
+        WriteSplit(root, "valid", perColour: 1, idBase: 2000);
+        string config = Path.Combine(root, "train.json");
+        File.WriteAllText(config, JsonSerializer.Serialize(new
+        {
+            train_data = ".", val_data = ".", arch = SharedFiles.Path("fixtures", "official-tiny", "arch.json"),
+            vocab = SharedFiles.Path("reference", "vocab.txt"), logs = "logs", name = "t", batch_size = 8, valid_batch_size = 8,
+            lr = 1e-3, warmup = 2, max_epochs = 2, log_interval = 1, threads = 1,
+        }));
+        var log = new StringWriter();
+        var results = new Trainer(TrainOptions.Load(config), log).Run();
+
+        Assert.Equal(2, results.Count);
+        Assert.All(results, r => Assert.InRange(r.TextToImage.R10, 0, 100));
+        string checkpoints = Path.Combine(root, "logs", "t", "checkpoints");
+        foreach (string file in new[] { "epoch1.pt", "epoch2.pt", "epoch_latest.pt", "best.pt" })
+            Assert.True(File.Exists(Path.Combine(checkpoints, file)), file);
+        var latest = OfficialCheckpoint.Load(Path.Combine(checkpoints, "epoch_latest.pt"));
+        Assert.Equal((2, 6L), (latest.Epoch!.Value, latest.Step!.Value)); // 24 pairs / batch 8 = 3 steps per epoch
+        using var reloaded = ClipModel.Load(Architectures.Resolve(SharedFiles.Path("fixtures", "official-tiny", "arch.json")), Path.Combine(checkpoints, "epoch2.pt"));
+
+        var metrics = File.ReadAllLines(Path.Combine(root, "logs", "t", "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        Assert.Equal(6, metrics.Count(m => m.GetProperty("type").GetString() == "train"));
+        Assert.Equal(2, metrics.Count(m => m.GetProperty("type").GetString() == "valid"));
+        Assert.Contains("Global Steps: 6/6 | Train Epoch: 2 [24/24 (100%)] | Loss: ", log.ToString());
+        // The LR follows warmup then cosine: step 1 is lr*(0+1)/2, the last step is past the peak.
+        var lrs = metrics.Where(m => m.GetProperty("type").GetString() == "train").Select(m => m.GetProperty("lr").GetDouble()).ToList();
+        Assert.Equal(5e-4, lrs[0], 12);
+        Assert.Equal(1e-3, lrs[1], 12);
+        Assert.True(lrs[5] < lrs[2]);
+        Directory.Delete(root, true);
+    }
+
+    [Fact]
+    public void A_config_with_an_unknown_key_or_a_bad_value_names_the_key()
+    {
+        string dir = Directory.CreateTempSubdirectory("cnclip-config").FullName;
+        string config = Path.Combine(dir, "c.json");
+        File.WriteAllText(config, """{"train_data": ".", "arch": "x", "vocab": "v", "learning_rate": 1}""");
+        Assert.Equal($"{config}: unknown key 'learning_rate'", Assert.Throws<InvalidDataException>(() => TrainOptions.Load(config)).Message);
+        File.WriteAllText(config, """{"train_data": ".", "arch": "x", "vocab": "v", "batch_size": 0}""");
+        Assert.Equal($"{config}: key 'batch_size': must be at least 1", Assert.Throws<InvalidDataException>(() => TrainOptions.Load(config)).Message);
+        File.WriteAllText(config, """{"train_data": ".", "vision_model": "ViT-B-16", "text_model": "RoBERTa-wwm-ext-base-chinese", "vocab": "v", "batch-size": 4}""");
+        var options = TrainOptions.Load(config);
+        Assert.Equal(("ViT-B-16@RoBERTa-wwm-ext-base-chinese", 4, 5e-5, 100), (options.Arch, options.BatchSize, options.Lr, options.Warmup));
+        Directory.Delete(dir, true);
+    }
+}
