@@ -32,6 +32,12 @@ public sealed record TrainOptions
     public int LogInterval { get; init; } = 10;
     public int ValidEpochInterval { get; init; } = 1;
     public int Threads { get; init; } = Environment.ProcessorCount;
+    /// <summary>Start from the resume checkpoint's weights only: fresh AdamW moments (as the official fine-tune does).</summary>
+    public bool ResetOptimizer { get; init; }
+    /// <summary>Start at epoch 0, step 0 instead of where the resume checkpoint stopped.</summary>
+    public bool ResetDataOffset { get; init; }
+    /// <summary>Also save epoch{E}_step{S}.pt every N steps (0: off); these resume mid-epoch exactly.</summary>
+    public int SaveStepFrequency { get; init; }
 
     static readonly Dictionary<string, string> Known = new()
     {
@@ -41,6 +47,8 @@ public sealed record TrainOptions
         ["wd"] = nameof(Wd), ["warmup"] = nameof(Warmup), ["max_epochs"] = nameof(MaxEpochs), ["beta1"] = nameof(Beta1),
         ["beta2"] = nameof(Beta2), ["eps"] = nameof(Eps), ["seed"] = nameof(Seed), ["log_interval"] = nameof(LogInterval),
         ["valid_epoch_interval"] = nameof(ValidEpochInterval), ["threads"] = nameof(Threads),
+        ["reset_optimizer"] = nameof(ResetOptimizer), ["reset_data_offset"] = nameof(ResetDataOffset),
+        ["save_step_frequency"] = nameof(SaveStepFrequency),
     };
 
     /// <summary>Reads a JSON config; unknown keys, wrong types and missing required keys are errors naming the key.
@@ -108,6 +116,7 @@ public sealed record TrainOptions
         Check(MaxEpochs >= 1, "max_epochs", "must be at least 1");
         Check(Threads >= 1, "threads", "must be at least 1");
         Check(LogInterval >= 1, "log_interval", "must be at least 1");
+        Check(SaveStepFrequency >= 0, "save_step_frequency", "must not be negative");
         Check(ValidEpochInterval >= 1, "valid_epoch_interval", "must be at least 1");
     }
 }

@@ -10,6 +10,7 @@ using ChineseClip.Model.Checkpoints;
 using ChineseClip.Model.Imaging;
 using ChineseClip.Model.Text;
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace ChineseClip.Training;
@@ -36,13 +37,14 @@ public sealed class Trainer(TrainOptions options, TextWriter log)
         var valid = options.ValData is null ? null : LoadSplit(options.ValData, "valid", transform, tokenizer);
 
         torch.manual_seed(options.Seed);
-        using var model = options.Resume is null ? new ClipModel(config) : ClipModel.Load(config, options.Resume);
+        using var model = new ClipModel(config);
         var defaults = AdamWSettings.OfficialFor(config, options.Lr, options.Wd);
         var settings = defaults with { Beta1 = options.Beta1 ?? defaults.Beta1, Beta2 = options.Beta2 ?? defaults.Beta2, Eps = options.Eps ?? defaults.Eps };
         using var optimizer = OptimizerFactory.CreateAdamW(model, settings);
 
         var sampler = new EpochSampler(train.Count, options.BatchSize, worldSize: 1, rank: 0, options.Seed);
         int totalSteps = sampler.BatchesPerEpoch * options.MaxEpochs;
+        var (startEpoch, step, best) = options.Resume is null ? (0, 0, double.NegativeInfinity) : Resume(model, optimizer, sampler);
         var schedule = new LrSchedule(options.Lr, options.Warmup, totalSteps);
         Directory.CreateDirectory(RunDir);
         string checkpoints = Path.Combine(RunDir, "checkpoints");
@@ -51,14 +53,12 @@ public sealed class Trainer(TrainOptions options, TextWriter log)
         log.WriteLine($"{config.Name}: {train.Count} training pairs, {sampler.BatchesPerEpoch} steps per epoch, {totalSteps} steps; logs in {RunDir}");
 
         var results = new List<ValidationResult>();
-        double best = double.NegativeInfinity;
-        int step = 0;
-        for (int epoch = 0; epoch < options.MaxEpochs; epoch++)
+        for (int epoch = startEpoch; epoch < options.MaxEpochs; epoch++)
         {
             model.train();
             var dataWatch = Stopwatch.StartNew();
-            int batchIndex = 0;
-            foreach (int[] batch in sampler.Batches(epoch))
+            int batchIndex = step - epoch * sampler.BatchesPerEpoch;
+            foreach (int[] batch in sampler.Batches(epoch, skipBatches: batchIndex))
             {
                 double lr = schedule.At(step);
                 foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
@@ -87,6 +87,8 @@ public sealed class Trainer(TrainOptions options, TextWriter log)
                         t2i_acc = result.TextToImageAccuracy, lr, logit_scale = result.LogitScale, data_time = dataTime, batch_time = batchTime,
                     }));
                 }
+                if (options.SaveStepFrequency > 0 && step % options.SaveStepFrequency == 0 && batchIndex < sampler.BatchesPerEpoch)
+                    Save(Path.Combine(checkpoints, $"epoch{epoch + 1}_step{step}.pt"), model, optimizer, epoch, step, best);
                 dataWatch.Restart();
             }
 
@@ -105,16 +107,65 @@ public sealed class Trainer(TrainOptions options, TextWriter log)
                 }));
             }
 
-            var state = model.state_dict();
-            OfficialCheckpoint.Save(Path.Combine(checkpoints, $"epoch{epoch + 1}.pt"), state, epoch + 1, step, options.Name);
-            OfficialCheckpoint.Save(Path.Combine(checkpoints, "epoch_latest.pt"), state, epoch + 1, step, options.Name);
-            if (validation is not null && validation.MeanRecall > best)
+            bool isBest = validation is not null && validation.MeanRecall > best;
+            if (isBest) best = validation!.MeanRecall;
+            Save(Path.Combine(checkpoints, $"epoch{epoch + 1}.pt"), model, optimizer, epoch + 1, step, best);
+            File.Copy(Path.Combine(checkpoints, $"epoch{epoch + 1}.pt"), Path.Combine(checkpoints, "epoch_latest.pt.tmp"), overwrite: true);
+            File.Move(Path.Combine(checkpoints, "epoch_latest.pt.tmp"), Path.Combine(checkpoints, "epoch_latest.pt"), overwrite: true);
+            if (isBest)
             {
-                best = validation.MeanRecall;
-                OfficialCheckpoint.Save(Path.Combine(checkpoints, "best.pt"), state, epoch + 1, step, options.Name);
+                File.Copy(Path.Combine(checkpoints, $"epoch{epoch + 1}.pt"), Path.Combine(checkpoints, "best.pt.tmp"), overwrite: true);
+                File.Move(Path.Combine(checkpoints, "best.pt.tmp"), Path.Combine(checkpoints, "best.pt"), overwrite: true);
             }
         }
         return results;
+    }
+
+    const string RngStateKey = "rng_state";
+    const string BestKey = "best_mean_recall";
+
+    /// <summary>The official layout plus what an exact resume needs: AdamW moments (torch's state_dict layout), the
+    /// CPU generator state (dropout), and the best mean recall so far. "epoch" counts completed epochs; the position
+    /// inside the epoch follows from "step".</summary>
+    void Save(string path, ClipModel model, AdamW optimizer, int epoch, int step, double best)
+    {
+        var checkpoint = new OfficialCheckpoint
+        {
+            StateDict = model.state_dict(), Epoch = epoch, Step = step, Name = options.Name,
+            Optimizer = OptimizerState.ToOfficial(optimizer),
+        };
+        checkpoint.Extra[RngStateKey] = torch.get_rng_state();
+        if (!double.IsNegativeInfinity(best)) checkpoint.Extra[BestKey] = best;
+        checkpoint.Save(path);
+    }
+
+    (int Epoch, int Step, double Best) Resume(ClipModel model, AdamW optimizer, EpochSampler sampler)
+    {
+        string path = options.Resume!;
+        var checkpoint = OfficialCheckpoint.Load(path);
+        try
+        {
+            model.LoadWeights(checkpoint.StateDict);
+        }
+        catch (CheckpointMismatchException e)
+        {
+            throw new ModelLoadException($"{path} does not fit {model.Config.Name}: {e.Message.Split('\n')[0]}", e);
+        }
+        if (!options.ResetOptimizer)
+        {
+            if (checkpoint.Optimizer is null) log.WriteLine($"{path} holds no optimizer state (a released checkpoint?): starting AdamW afresh");
+            else OptimizerState.LoadOfficial(optimizer, checkpoint.Optimizer, path);
+        }
+        if (options.ResetDataOffset) return (0, 0, double.NegativeInfinity);
+        int epoch = checkpoint.Epoch ?? 0, step = (int)(checkpoint.Step ?? 0);
+        int offset = step - epoch * sampler.BatchesPerEpoch;
+        if (offset < 0 || offset > sampler.BatchesPerEpoch)
+            throw new InvalidDataException($"{path}: epoch {epoch}, step {step} does not fit {sampler.BatchesPerEpoch} steps per epoch " +
+                "(another dataset or batch size?); set reset_data_offset to start at epoch 0");
+        if (checkpoint.Extra.TryGetValue(RngStateKey, out object? rng) && rng is Tensor rngState) torch.set_rng_state(rngState);
+        double best = checkpoint.Extra.TryGetValue(BestKey, out object? b) && b is double d ? d : double.NegativeInfinity;
+        log.WriteLine($"resuming from {path}: epoch {epoch + 1}, global step {step} ({offset} of {sampler.BatchesPerEpoch} batches of the epoch done)");
+        return (epoch, step, best);
     }
 
     InMemoryPairDataset LoadSplit(string dir, string split, ImageTransform transform, ClipTokenizer tokenizer)
