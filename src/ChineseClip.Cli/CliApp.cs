@@ -28,6 +28,8 @@ public static class CliApp
         root.Subcommands.Add(TokenizeCommand.Create(io));
         root.Subcommands.Add(TrainCommand.Create(io));
         root.Subcommands.Add(ExtractFeaturesCommand.Create(io));
+        root.Subcommands.Add(PredictCommand.Create(io));
+        root.Subcommands.Add(EvaluateCommand.Create(io));
         root.Subcommands.Add(ConvertModelCommand.Create(io));
         root.Subcommands.Add(BenchCommand.Create(io));
 

@@ -24,9 +24,11 @@ public static class FeatureJsonl
     }
 
     /// <summary>repr() of the Python float (a double) that a float32 becomes through numpy's tolist().</summary>
-    public static string PythonRepr(float value)
+    public static string PythonRepr(float value) => PythonRepr((double)value);
+
+    /// <summary>repr() of a Python float.</summary>
+    public static string PythonRepr(double d)
     {
-        double d = value;
         if (double.IsNaN(d)) return "NaN";
         if (double.IsInfinity(d)) return d > 0 ? "Infinity" : "-Infinity";
         string s = d.ToString("R", CultureInfo.InvariantCulture).Replace("E", "e");
