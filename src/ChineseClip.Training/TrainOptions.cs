@@ -51,19 +51,21 @@ public sealed record TrainOptions
         ["save_step_frequency"] = nameof(SaveStepFrequency),
     };
 
-    /// <summary>Reads a JSON config; unknown keys, wrong types and missing required keys are errors naming the key.
+    /// <summary>Reads a JSON or YAML (.yaml/.yml) config; unknown keys, wrong types and missing required keys are errors naming the key.
     /// Relative paths are taken relative to the config file's folder.</summary>
     public static TrainOptions Load(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: config file not found", path);
         JsonObject o;
+        bool yaml = path.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase) || path.EndsWith(".yml", StringComparison.OrdinalIgnoreCase);
         try
         {
-            o = JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new JsonException("not a JSON object");
+            o = (yaml ? YamlToJson(File.ReadAllText(path)) : JsonNode.Parse(File.ReadAllText(path))) as JsonObject
+                ?? throw new JsonException("not a mapping of keys to values");
         }
-        catch (JsonException e)
+        catch (Exception e) when (e is JsonException or YamlDotNet.Core.YamlException)
         {
-            throw new InvalidDataException($"{path}: invalid JSON: {e.Message}");
+            throw new InvalidDataException($"{path}: invalid {(yaml ? "YAML" : "JSON")}: {e.Message}");
         }
         // The official script names the towers separately.
         if (o["vision_model"] is JsonNode v && o["text_model"] is JsonNode t && o["arch"] is null)
@@ -99,6 +101,21 @@ public sealed record TrainOptions
         };
         options.Validate(path);
         return options;
+    }
+
+    // YAML scalars keep their natural types (numbers, booleans) so both formats bind the same way.
+    static JsonNode? YamlToJson(string text)
+    {
+        var deserializer = new YamlDotNet.Serialization.DeserializerBuilder().WithAttemptingUnquotedStringTypeDeserialization().Build();
+        return ToNode(deserializer.Deserialize<object?>(text));
+
+        static JsonNode? ToNode(object? value) => value switch
+        {
+            null => null,
+            IDictionary<object, object?> map => new JsonObject(map.Select(kv => KeyValuePair.Create(kv.Key.ToString()!, ToNode(kv.Value)))),
+            IList<object?> list => new JsonArray(list.Select(ToNode).ToArray()),
+            _ => JsonValue.Create(value),
+        };
     }
 
     void Validate(string path)

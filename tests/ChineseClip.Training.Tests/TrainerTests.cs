@@ -127,6 +127,12 @@ public class TrainerTests
         File.WriteAllText(config, """{"train_data": ".", "vision_model": "ViT-B-16", "text_model": "RoBERTa-wwm-ext-base-chinese", "vocab": "v", "batch-size": 4}""");
         var options = TrainOptions.Load(config);
         Assert.Equal(("ViT-B-16@RoBERTa-wwm-ext-base-chinese", 4, 5e-5, 100), (options.Arch, options.BatchSize, options.Lr, options.Warmup));
+        string yaml = Path.Combine(dir, "c.yaml");
+        File.WriteAllText(yaml, "train_data: data/train\narch: RN50@RBT3-chinese\nvocab: v.txt\nbatch_size: 16\nlr: 1.0e-4\nreset_optimizer: true\n");
+        var fromYaml = TrainOptions.Load(yaml);
+        Assert.Equal((16, 1e-4, true, Path.Combine(dir, "data", "train")), (fromYaml.BatchSize, fromYaml.Lr, fromYaml.ResetOptimizer, fromYaml.TrainData));
+        File.WriteAllText(yaml, "batch_size: [unclosed\n");
+        Assert.StartsWith($"{yaml}: invalid YAML", Assert.Throws<InvalidDataException>(() => TrainOptions.Load(yaml)).Message);
         Directory.Delete(dir, true);
     }
 }
