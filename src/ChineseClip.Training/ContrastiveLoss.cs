@@ -1,4 +1,5 @@
 // The symmetric InfoNCE loss of the official recipe: logits over the batch, labels = arange, mean of both directions.
+using ChineseClip.Training.Distributed;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 
@@ -17,6 +18,23 @@ public static class ContrastiveLoss
         logitsPerImage = logitScale * imageFeatures.matmul(textFeatures.t());
         Tensor labels = arange(imageFeatures.shape[0], dtype: ScalarType.Int64, device: imageFeatures.device);
         Tensor loss = (F.cross_entropy(logitsPerImage, labels) + F.cross_entropy(logitsPerImage.t(), labels)) / 2;
+        logitsPerImage = logitsPerImage.MoveToOuterDisposeScope();
+        return loss.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The official data-parallel loss: every rank's features gathered, this rank's own (which keep their
+    /// gradient) first and the others in rank order, logits over the global batch, labels = arange.</summary>
+    public static Tensor ComputeGathered(Tensor imageFeatures, Tensor textFeatures, Tensor logitScale, ICollectives collectives,
+        out Tensor logitsPerImage)
+    {
+        if (collectives.WorldSize == 1) return Compute(imageFeatures, textFeatures, logitScale, out logitsPerImage);
+        using var scope = NewDisposeScope();
+        Tensor Arrange(Tensor local)
+        {
+            Tensor[] all = collectives.AllGather(local);
+            return cat([local, .. all.Where((_, r) => r != collectives.Rank)], 0);
+        }
+        Tensor loss = Compute(Arrange(imageFeatures), Arrange(textFeatures), logitScale, out logitsPerImage);
         logitsPerImage = logitsPerImage.MoveToOuterDisposeScope();
         return loss.MoveToOuterDisposeScope();
     }

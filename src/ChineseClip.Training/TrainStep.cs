@@ -1,5 +1,6 @@
 // One single-process optimisation step of the official recipe (the data-parallel step arrives with collectives).
 using ChineseClip.Model;
+using ChineseClip.Training.Distributed;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -10,14 +11,19 @@ public readonly record struct StepResult(float Loss, double ImageToTextAccuracy,
 
 public static class TrainStep
 {
-    /// <summary>Forward both towers, symmetric InfoNCE, backward, AdamW step, logit-scale clamp.</summary>
-    public static StepResult Run(ClipModel model, AdamW optimizer, Tensor pixels, Tensor ids)
+    static readonly SingleProcess Alone = new();
+
+    /// <summary>Forward both towers, symmetric InfoNCE (over the global batch when data-parallel), backward,
+    /// gradients summed across ranks (see GradientSync), AdamW step, logit-scale clamp.</summary>
+    public static StepResult Run(ClipModel model, AdamW optimizer, Tensor pixels, Tensor ids, ICollectives? collectives = null)
     {
+        collectives ??= Alone;
         using var scope = NewDisposeScope();
         optimizer.zero_grad();
         var output = model.forward(pixels, ids);
-        Tensor loss = ContrastiveLoss.Compute(output.ImageFeatures, output.TextFeatures, output.LogitScale, out Tensor logits);
+        Tensor loss = ContrastiveLoss.ComputeGathered(output.ImageFeatures, output.TextFeatures, output.LogitScale, collectives, out Tensor logits);
         loss.backward();
+        GradientSync.SumGradients(model, collectives);
         optimizer.step();
         OptimizerFactory.ClampLogitScale(model);
         using var _ = no_grad();

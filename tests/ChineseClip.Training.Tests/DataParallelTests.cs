@@ -1,0 +1,85 @@
+using System.Text.Json;
+using ChineseClip.Model;
+using ChineseClip.Training.Distributed;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ChineseClip.Training.Tests;
+
+public class DataParallelTests
+{
+    // The fixture's tiny architecture without dropout, so every rank's forward is deterministic.
+    static ClipConfig TinyWithoutDropout()
+    {
+        var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(SharedFiles.Path("fixtures", "official-tiny", "arch.json")))!.AsObject();
+        json["text_hidden_dropout_prob"] = 0.0;
+        json["text_attention_probs_dropout_prob"] = 0.0;
+        return ClipConfig.FromJson("tiny-no-dropout", json.ToJsonString());
+    }
+
+    static (Tensor Pixels, Tensor Ids)[] Batches(int steps, int globalBatch)
+    {
+        torch.manual_seed(42);
+        var random = new Random(42);
+        return Enumerable.Range(0, steps).Select(_ =>
+        {
+            var ids = new long[globalBatch * 12];
+            for (int b = 0; b < globalBatch; b++)
+            {
+                ids[b * 12] = 101;
+                for (int t = 1; t < 10; t++) ids[b * 12 + t] = random.Next(672, 21128);
+                ids[b * 12 + 10] = 102;
+            }
+            return (randn(globalBatch, 3, 64, 64), tensor(ids, [globalBatch, 12]));
+        }).ToArray();
+    }
+
+    static Dictionary<string, float[]> Train(int worldSize, int accumulateRank, (Tensor Pixels, Tensor Ids)[] batches)
+    {
+        var config = TinyWithoutDropout();
+        var group = new ThreadGroup(worldSize);
+        var models = new ClipModel[worldSize];
+        for (int r = 0; r < worldSize; r++)
+        {
+            torch.manual_seed(7 + r); // different local inits: the broadcast must make them equal
+            models[r] = new ClipModel(config);
+        }
+        var results = new Dictionary<string, float[]>[worldSize];
+        var threads = Enumerable.Range(0, worldSize).Select(r => new Thread(() =>
+        {
+            using var collectives = group.Member(r);
+            GradientSync.BroadcastWeights(models[r], collectives);
+            models[r].train();
+            using var optimizer = OptimizerFactory.CreateAdamW(models[r], AdamWSettings.OfficialFor(config, lr: 1e-3));
+            foreach (var (pixels, ids) in batches)
+            {
+                // Rank r takes rows r, r + W, r + 2W, ... of the global batch, as the sampler slices it.
+                using var rows = arange(r, pixels.shape[0], worldSize, dtype: ScalarType.Int64);
+                TrainStep.Run(models[r], optimizer, pixels.index_select(0, rows), ids.index_select(0, rows), collectives);
+            }
+            results[r] = models[r].state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.to(ScalarType.Float32).data<float>().ToArray());
+        })).ToList();
+        threads.ForEach(t => t.Start());
+        threads.ForEach(t => t.Join());
+        foreach (var m in models) m.Dispose();
+        return results[accumulateRank];
+    }
+
+    [Theory]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void N_ranks_reach_the_weights_of_one_rank_with_the_same_global_batch(int worldSize)
+    {
+        torch.set_num_threads(1);
+        var batches = Batches(steps: 3, globalBatch: 12);
+        var single = Train(1, 0, batches);
+        var last = Train(worldSize, worldSize - 1, batches);
+        double worst = 0;
+        foreach (var (key, expected) in single)
+            for (int i = 0; i < expected.Length; i++) worst = Math.Max(worst, Math.Abs(expected[i] - last[key][i]));
+        Assert.True(worst < 2e-5, $"largest weight difference {worst}");
+        // The steps did move the weights, so the comparison above could fail.
+        var initial = Train(1, 0, []);
+        Assert.Contains(single, kv => kv.Value.Zip(initial[kv.Key]).Any(p => Math.Abs(p.First - p.Second) > 1e-4));
+    }
+}
