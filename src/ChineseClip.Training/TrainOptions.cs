@@ -38,6 +38,10 @@ public sealed record TrainOptions
     public bool ResetDataOffset { get; init; }
     /// <summary>Also save epoch{E}_step{S}.pt every N steps (0: off); these resume mid-epoch exactly.</summary>
     public int SaveStepFrequency { get; init; }
+    /// <summary>Batches per optimiser step (the official feature cache); the step sees batch_size x accum_freq pairs.</summary>
+    public int AccumFreq { get; init; } = 1;
+    /// <summary>Train the text tower only: image tower weights and BatchNorm statistics stay as loaded.</summary>
+    public bool FreezeVision { get; init; }
 
     static readonly Dictionary<string, string> Known = new()
     {
@@ -48,7 +52,8 @@ public sealed record TrainOptions
         ["beta2"] = nameof(Beta2), ["eps"] = nameof(Eps), ["seed"] = nameof(Seed), ["log_interval"] = nameof(LogInterval),
         ["valid_epoch_interval"] = nameof(ValidEpochInterval), ["threads"] = nameof(Threads),
         ["reset_optimizer"] = nameof(ResetOptimizer), ["reset_data_offset"] = nameof(ResetDataOffset),
-        ["save_step_frequency"] = nameof(SaveStepFrequency),
+        ["save_step_frequency"] = nameof(SaveStepFrequency), ["accum_freq"] = nameof(AccumFreq),
+        ["freeze_vision"] = nameof(FreezeVision),
     };
 
     /// <summary>Reads a JSON or YAML (.yaml/.yml) config; unknown keys, wrong types and missing required keys are errors naming the key.
@@ -133,6 +138,7 @@ public sealed record TrainOptions
         Check(MaxEpochs >= 1, "max_epochs", "must be at least 1");
         Check(Threads >= 1, "threads", "must be at least 1");
         Check(LogInterval >= 1, "log_interval", "must be at least 1");
+        Check(AccumFreq >= 1, "accum_freq", "must be at least 1");
         Check(SaveStepFrequency >= 0, "save_step_frequency", "must not be negative");
         Check(ValidEpochInterval >= 1, "valid_epoch_interval", "must be at least 1");
     }

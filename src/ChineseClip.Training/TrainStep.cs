@@ -32,4 +32,50 @@ public static class TrainStep
         double t2i = logits.argmax(0).eq(labels).to(ScalarType.Float64).mean().item<double>();
         return new StepResult(loss.item<float>(), i2t, t2i, model.LogitScale.exp().item<float>());
     }
+
+    /// <summary>One optimiser step over several micro-batches with the official accum_freq feature cache: all
+    /// features are first computed without gradient; then each micro-batch is recomputed with gradient and the loss
+    /// of the whole (global) batch is taken with that micro-batch's features in place of its cached ones. The summed
+    /// gradients equal those of one step on the concatenated batch (with dropout off; with dropout on, the two
+    /// forwards draw different masks, as in the official code).</summary>
+    public static StepResult RunAccumulated(ClipModel model, AdamW optimizer, IReadOnlyList<(Tensor Pixels, Tensor Ids)> micro,
+        ICollectives? collectives = null)
+    {
+        if (micro.Count == 1) return Run(model, optimizer, micro[0].Pixels, micro[0].Ids, collectives);
+        collectives ??= Alone;
+        using var scope = NewDisposeScope();
+        var images = new Tensor[micro.Count];
+        var texts = new Tensor[micro.Count];
+        using (no_grad())
+        {
+            for (int j = 0; j < micro.Count; j++)
+            {
+                var o = model.forward(micro[j].Pixels, micro[j].Ids);
+                (images[j], texts[j]) = (o.ImageFeatures, o.TextFeatures);
+            }
+        }
+        optimizer.zero_grad();
+        Tensor? lastLogits = null;
+        float loss = 0;
+        for (int j = 0; j < micro.Count; j++)
+        {
+            using var microScope = NewDisposeScope();
+            var o = model.forward(micro[j].Pixels, micro[j].Ids);
+            Tensor allImages = cat([.. images[..j], o.ImageFeatures, .. images[(j + 1)..]], 0);
+            Tensor allTexts = cat([.. texts[..j], o.TextFeatures, .. texts[(j + 1)..]], 0);
+            Tensor l = ContrastiveLoss.ComputeGathered(allImages, allTexts, o.LogitScale, collectives, out Tensor logits);
+            l.backward();
+            loss = l.item<float>();
+            lastLogits?.Dispose();
+            lastLogits = logits.detach().MoveToOuterDisposeScope();
+        }
+        GradientSync.SumGradients(model, collectives);
+        optimizer.step();
+        OptimizerFactory.ClampLogitScale(model);
+        using var _ = no_grad();
+        Tensor labels = arange(lastLogits!.shape[0], dtype: ScalarType.Int64);
+        double i2t = lastLogits.argmax(1).eq(labels).to(ScalarType.Float64).mean().item<double>();
+        double t2i = lastLogits.argmax(0).eq(labels).to(ScalarType.Float64).mean().item<double>();
+        return new StepResult(loss, i2t, t2i, model.LogitScale.exp().item<float>());
+    }
 }

@@ -38,27 +38,35 @@ public sealed class Trainer(TrainOptions options, TextWriter log)
 
         torch.manual_seed(options.Seed);
         using var model = new ClipModel(config);
+        if (options.FreezeVision)
+            foreach (var p in model.Visual.parameters()) p.requires_grad = false;
         var defaults = AdamWSettings.OfficialFor(config, options.Lr, options.Wd);
         var settings = defaults with { Beta1 = options.Beta1 ?? defaults.Beta1, Beta2 = options.Beta2 ?? defaults.Beta2, Eps = options.Eps ?? defaults.Eps };
         using var optimizer = OptimizerFactory.CreateAdamW(model, settings);
 
         var sampler = new EpochSampler(train.Count, options.BatchSize, worldSize: 1, rank: 0, options.Seed);
-        int totalSteps = sampler.BatchesPerEpoch * options.MaxEpochs;
-        var (startEpoch, step, best) = options.Resume is null ? (0, 0, double.NegativeInfinity) : Resume(model, optimizer, sampler);
+        int stepsPerEpoch = sampler.BatchesPerEpoch / options.AccumFreq;
+        if (stepsPerEpoch == 0)
+            throw new InvalidDataException($"{options.TrainData}: {sampler.BatchesPerEpoch} batch(es) per epoch is fewer than accum_freq {options.AccumFreq}");
+        int totalSteps = stepsPerEpoch * options.MaxEpochs;
+        var (startEpoch, step, best) = options.Resume is null ? (0, 0, double.NegativeInfinity) : Resume(model, optimizer, stepsPerEpoch);
         var schedule = new LrSchedule(options.Lr, options.Warmup, totalSteps);
         Directory.CreateDirectory(RunDir);
         string checkpoints = Path.Combine(RunDir, "checkpoints");
         Directory.CreateDirectory(checkpoints);
         using var metrics = new StreamWriter(Path.Combine(RunDir, "metrics.jsonl"), append: false) { AutoFlush = true };
-        log.WriteLine($"{config.Name}: {train.Count} training pairs, {sampler.BatchesPerEpoch} steps per epoch, {totalSteps} steps; logs in {RunDir}");
+        log.WriteLine($"{config.Name}: {train.Count} training pairs, {stepsPerEpoch} steps per epoch, {totalSteps} steps; logs in {RunDir}");
 
         var results = new List<ValidationResult>();
         for (int epoch = startEpoch; epoch < options.MaxEpochs; epoch++)
         {
             model.train();
+            if (options.FreezeVision) FreezeBatchNorm(model);
             var dataWatch = Stopwatch.StartNew();
-            int batchIndex = step - epoch * sampler.BatchesPerEpoch;
-            foreach (int[] batch in sampler.Batches(epoch, skipBatches: batchIndex))
+            int batchIndex = step - epoch * stepsPerEpoch; // optimiser steps done in this epoch
+            // Batches beyond a multiple of accum_freq are dropped, as the official loop does.
+            foreach (int[][] batches in sampler.Batches(epoch, skipBatches: batchIndex * options.AccumFreq)
+                .Take((stepsPerEpoch - batchIndex) * options.AccumFreq).Chunk(options.AccumFreq))
             {
                 double lr = schedule.At(step);
                 foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
@@ -66,28 +74,28 @@ public sealed class Trainer(TrainOptions options, TextWriter log)
                 double dataTime, batchTime;
                 using (var scope = NewDisposeScope())
                 {
-                    var (pixels, ids) = train.Batch(batch);
+                    var micro = batches.Select(train.Batch).ToList();
                     dataTime = dataWatch.Elapsed.TotalSeconds;
-                    result = TrainStep.Run(model, optimizer, pixels, ids);
+                    result = TrainStep.RunAccumulated(model, optimizer, micro);
                     batchTime = dataWatch.Elapsed.TotalSeconds;
                 }
                 step++;
                 batchIndex++;
-                if (step % options.LogInterval == 0 || batchIndex == sampler.BatchesPerEpoch)
+                if (step % options.LogInterval == 0 || batchIndex == stepsPerEpoch)
                 {
-                    int seen = batchIndex * options.BatchSize;
+                    int seen = batchIndex * options.BatchSize * options.AccumFreq;
                     log.WriteLine(string.Create(CultureInfo.InvariantCulture,
                         $"Global Steps: {step}/{totalSteps} | Train Epoch: {epoch + 1} [{seen}/{sampler.PaddedSize} ({100.0 * seen / sampler.PaddedSize:F0}%)] | " +
                         $"Loss: {result.Loss:F6} | Image2Text Acc: {result.ImageToTextAccuracy * 100:F2} | Text2Image Acc: {result.TextToImageAccuracy * 100:F2} | " +
                         $"Data Time: {dataTime:F3}s | Batch Time: {batchTime:F3}s | LR: {lr:F6} | logit_scale: {result.LogitScale:F3} | " +
-                        $"Global Batch Size: {options.BatchSize} | {options.BatchSize / batchTime:F1} samples/s"));
+                        $"Global Batch Size: {options.BatchSize * options.AccumFreq} | {options.BatchSize * options.AccumFreq / batchTime:F1} samples/s"));
                     metrics.WriteLine(JsonSerializer.Serialize(new
                     {
                         type = "train", step, epoch = epoch + 1, loss = result.Loss, i2t_acc = result.ImageToTextAccuracy,
                         t2i_acc = result.TextToImageAccuracy, lr, logit_scale = result.LogitScale, data_time = dataTime, batch_time = batchTime,
                     }));
                 }
-                if (options.SaveStepFrequency > 0 && step % options.SaveStepFrequency == 0 && batchIndex < sampler.BatchesPerEpoch)
+                if (options.SaveStepFrequency > 0 && step % options.SaveStepFrequency == 0 && batchIndex < stepsPerEpoch)
                     Save(Path.Combine(checkpoints, $"epoch{epoch + 1}_step{step}.pt"), model, optimizer, epoch, step, best);
                 dataWatch.Restart();
             }
@@ -121,6 +129,12 @@ public sealed class Trainer(TrainOptions options, TextWriter log)
         return results;
     }
 
+    // The official freeze_vision also keeps the image tower's BatchNorm statistics fixed (RN50).
+    static void FreezeBatchNorm(ClipModel model)
+    {
+        foreach (var m in model.Visual.modules().OfType<TorchSharp.Modules.BatchNorm2d>()) m.eval();
+    }
+
     const string RngStateKey = "rng_state";
     const string BestKey = "best_mean_recall";
 
@@ -139,7 +153,7 @@ public sealed class Trainer(TrainOptions options, TextWriter log)
         checkpoint.Save(path);
     }
 
-    (int Epoch, int Step, double Best) Resume(ClipModel model, AdamW optimizer, EpochSampler sampler)
+    (int Epoch, int Step, double Best) Resume(ClipModel model, AdamW optimizer, int stepsPerEpoch)
     {
         string path = options.Resume!;
         var checkpoint = OfficialCheckpoint.Load(path);
@@ -158,13 +172,13 @@ public sealed class Trainer(TrainOptions options, TextWriter log)
         }
         if (options.ResetDataOffset) return (0, 0, double.NegativeInfinity);
         int epoch = checkpoint.Epoch ?? 0, step = (int)(checkpoint.Step ?? 0);
-        int offset = step - epoch * sampler.BatchesPerEpoch;
-        if (offset < 0 || offset > sampler.BatchesPerEpoch)
-            throw new InvalidDataException($"{path}: epoch {epoch}, step {step} does not fit {sampler.BatchesPerEpoch} steps per epoch " +
+        int offset = step - epoch * stepsPerEpoch;
+        if (offset < 0 || offset > stepsPerEpoch)
+            throw new InvalidDataException($"{path}: epoch {epoch}, step {step} does not fit {stepsPerEpoch} steps per epoch " +
                 "(another dataset or batch size?); set reset_data_offset to start at epoch 0");
         if (checkpoint.Extra.TryGetValue(RngStateKey, out object? rng) && rng is Tensor rngState) torch.set_rng_state(rngState);
         double best = checkpoint.Extra.TryGetValue(BestKey, out object? b) && b is double d ? d : double.NegativeInfinity;
-        log.WriteLine($"resuming from {path}: epoch {epoch + 1}, global step {step} ({offset} of {sampler.BatchesPerEpoch} batches of the epoch done)");
+        log.WriteLine($"resuming from {path}: epoch {epoch + 1}, global step {step} ({offset} of {stepsPerEpoch} steps of the epoch done)");
         return (epoch, step, best);
     }
 

@@ -34,7 +34,7 @@ public class DataParallelTests
         }).ToArray();
     }
 
-    static Dictionary<string, float[]> Train(int worldSize, int accumulateRank, (Tensor Pixels, Tensor Ids)[] batches)
+    static Dictionary<string, float[]> Train(int worldSize, int accumulateRank, (Tensor Pixels, Tensor Ids)[] batches, int accumFreq = 1)
     {
         var config = TinyWithoutDropout();
         var group = new ThreadGroup(worldSize);
@@ -55,7 +55,13 @@ public class DataParallelTests
             {
                 // Rank r takes rows r, r + W, r + 2W, ... of the global batch, as the sampler slices it.
                 using var rows = arange(r, pixels.shape[0], worldSize, dtype: ScalarType.Int64);
-                TrainStep.Run(models[r], optimizer, pixels.index_select(0, rows), ids.index_select(0, rows), collectives);
+                Tensor localPixels = pixels.index_select(0, rows), localIds = ids.index_select(0, rows);
+                var micro = Enumerable.Range(0, accumFreq).Select(j =>
+                {
+                    long size = localPixels.shape[0] / accumFreq;
+                    return (localPixels.narrow(0, j * size, size), localIds.narrow(0, j * size, size));
+                }).ToList();
+                TrainStep.RunAccumulated(models[r], optimizer, micro, collectives);
             }
             results[r] = models[r].state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.to(ScalarType.Float32).data<float>().ToArray());
         })).ToList();
@@ -63,6 +69,26 @@ public class DataParallelTests
         threads.ForEach(t => t.Join());
         foreach (var m in models) m.Dispose();
         return results[accumulateRank];
+    }
+
+    static double WorstDifference(Dictionary<string, float[]> a, Dictionary<string, float[]> b)
+    {
+        double worst = 0;
+        foreach (var (key, expected) in a)
+            for (int i = 0; i < expected.Length; i++) worst = Math.Max(worst, Math.Abs(expected[i] - b[key][i]));
+        return worst;
+    }
+
+    [Theory]
+    [InlineData(1, 2)]
+    [InlineData(1, 3)]
+    [InlineData(2, 2)]
+    public void Accumulating_micro_batches_reaches_the_weights_of_the_large_batch(int worldSize, int accumFreq)
+    {
+        torch.set_num_threads(1);
+        var batches = Batches(steps: 2, globalBatch: 12);
+        double worst = WorstDifference(Train(1, 0, batches), Train(worldSize, 0, batches, accumFreq));
+        Assert.True(worst < 2e-5, $"largest weight difference {worst}");
     }
 
     [Theory]

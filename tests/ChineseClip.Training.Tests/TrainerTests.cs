@@ -100,7 +100,7 @@ public class TrainerTests
 
         var log = new StringWriter();
         new Trainer(TrainOptions.Load(WriteConfig(root, "resumed", new { resume = Path.Combine(full, "epoch2_step4.pt") })), log).Run();
-        Assert.Contains("epoch 2, global step 4 (1 of 3 batches of the epoch done)", log.ToString());
+        Assert.Contains("epoch 2, global step 4 (1 of 3 steps of the epoch done)", log.ToString());
 
         var expected = OfficialCheckpoint.Load(Path.Combine(full, "epoch2.pt"));
         var actual = OfficialCheckpoint.Load(Path.Combine(root, "logs", "resumed", "checkpoints", "epoch2.pt"));
@@ -112,6 +112,30 @@ public class TrainerTests
         new Trainer(TrainOptions.Load(WriteConfig(root, "reset", new { resume = Path.Combine(full, "epoch2_step4.pt"), reset_optimizer = true })), TextWriter.Null).Run();
         var reset = OfficialCheckpoint.Load(Path.Combine(root, "logs", "reset", "checkpoints", "epoch2.pt"));
         Assert.Contains(expected.StateDict, kv => !kv.Value.allclose(reset.StateDict[kv.Key], rtol: 0, atol: 1e-7));
+        Directory.Delete(root, true);
+    }
+
+    [Fact]
+    public void Freeze_vision_keeps_the_image_tower_and_accum_freq_groups_batches_into_steps()
+    {
+        string root = Directory.CreateTempSubdirectory("cnclip-freeze").FullName;
+        WriteSplit(root, "train", perColour: 4, idBase: 1000);
+        WriteSplit(root, "valid", perColour: 1, idBase: 2000);
+        new Trainer(TrainOptions.Load(WriteConfig(root, "start", new { max_epochs = 1 })), TextWriter.Null).Run();
+        string start = Path.Combine(root, "logs", "start", "checkpoints", "epoch1.pt");
+        var log = new StringWriter();
+        new Trainer(TrainOptions.Load(WriteConfig(root, "frozen", new
+        {
+            resume = start, reset_optimizer = true, reset_data_offset = true, freeze_vision = true, batch_size = 4, accum_freq = 2, log_interval = 1,
+        })), log).Run();
+        // 24 pairs / batch 4 = 6 batches per epoch -> 3 steps of 2 batches; 2 epochs.
+        Assert.Contains("Global Steps: 6/6 | Train Epoch: 2 [24/24 (100%)]", log.ToString());
+        Assert.Contains("Global Batch Size: 8", log.ToString());
+        var before = OfficialCheckpoint.Load(start).StateDict;
+        var after = OfficialCheckpoint.Load(Path.Combine(root, "logs", "frozen", "checkpoints", "epoch2.pt")).StateDict;
+        foreach (var (key, value) in before.Where(kv => kv.Key.StartsWith("visual.")))
+            Assert.True(value.equal(after[key]).all().item<bool>(), $"{key} changed although the image tower is frozen");
+        Assert.False(before["text_projection"].equal(after["text_projection"]).all().item<bool>());
         Directory.Delete(root, true);
     }
 
