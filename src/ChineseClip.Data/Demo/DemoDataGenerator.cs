@@ -1,0 +1,180 @@
+// Synthetic datasets in the official layout for demos and tests of the three-stage plan: pictures of coloured shapes
+// whose Chinese captions name colour, shape, count, position and background. Stage 1 reads like product titles
+// (MUGE), stage 2 like scene descriptions (Flickr30k-CN) with a different attribute distribution, stage 3 is another
+// domain (patterns: stripes, rings, checks) with its own vocabulary. Deterministic for a seed.
+using System.Text;
+using System.Text.Json;
+using ChineseClip.Data.Formats;
+using ChineseClip.Model.Checkpoints;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.Formats;
+using SixLabors.ImageSharp.Formats.Bmp;
+using SixLabors.ImageSharp.Formats.Gif;
+using SixLabors.ImageSharp.Formats.Jpeg;
+using SixLabors.ImageSharp.Formats.Png;
+using SixLabors.ImageSharp.Formats.Webp;
+using SixLabors.ImageSharp.PixelFormats;
+
+namespace ChineseClip.Data.Demo;
+
+public sealed record DemoSplitSummary(string Dataset, string Split, int Images, int Texts);
+
+public static class DemoDataGenerator
+{
+    public static readonly string[] Datasets = ["stage1-muge", "stage2-flickr", "stage3-private"];
+    static readonly string[] Splits = ["train", "valid", "test"];
+    static readonly int[,] BaseCounts = { { 600, 100, 100 }, { 400, 100, 100 }, { 300, 100, 100 } };
+
+    static readonly (string Name, Rgb24 Colour)[] Colours =
+    [
+        ("红色", new(220, 30, 30)), ("绿色", new(30, 170, 40)), ("蓝色", new(30, 60, 220)), ("黄色", new(235, 210, 20)),
+        ("紫色", new(140, 40, 170)), ("橙色", new(245, 130, 20)), ("黑色", new(15, 15, 15)), ("白色", new(250, 250, 250)),
+    ];
+    static readonly (string Name, Rgb24 Colour)[] Backgrounds =
+        [("白色", new(245, 245, 245)), ("灰色", new(128, 128, 128)), ("浅蓝色", new(170, 210, 240)), ("米色", new(235, 220, 190))];
+    static readonly string[] Shapes = ["圆形", "方块", "三角形"];
+    static readonly string[] Patterns = ["横条纹", "竖条纹", "圆环", "格子"];
+    static readonly string[] Counts = ["一个", "两个", "三个"];
+    static readonly string[] Positions = ["左边", "右边", "上方", "下方", "中间"];
+
+    sealed record Scene(int Colour, int Shape, int Count, int Position, int Background);
+
+    /// <summary>Writes DIR/{stage}/{split}_imgs.tsv and {split}_texts.jsonl for the three stages.</summary>
+    public static IReadOnlyList<DemoSplitSummary> Generate(string outputDir, int seed = 0, double scale = 1.0)
+    {
+        if (!(scale > 0)) throw new ArgumentOutOfRangeException(nameof(scale), $"scale {scale}: must be positive");
+        var summaries = new List<DemoSplitSummary>();
+        for (int stage = 0; stage < 3; stage++)
+        {
+            string dir = Path.Combine(outputDir, Datasets[stage]);
+            Directory.CreateDirectory(dir);
+            for (int split = 0; split < 3; split++)
+            {
+                int count = Math.Max(10, (int)Math.Round(BaseCounts[stage, split] * scale));
+                summaries.Add(WriteSplit(dir, Datasets[stage], stage, split, count, new Random(unchecked(seed * 1009 + stage * 31 + split))));
+            }
+        }
+        File.WriteAllText(Path.Combine(outputDir, "README.txt"),
+            "Synthetic Chinese-CLIP demo data written by `cnclip make-demo-data`: three datasets in the official layout " +
+            "({split}_imgs.tsv, {split}_texts.jsonl) standing for the three stages of the plan (MUGE, Flickr30k-CN, private " +
+            "data). Pictures of coloured shapes or patterns; the captions name colour, shape, count, position and background.\n");
+        return summaries;
+    }
+
+    static DemoSplitSummary WriteSplit(string dir, string dataset, int stage, int split, int count, Random random)
+    {
+        long idBase = (stage + 1) * 1_000_000L + split * 100_000L;
+        var images = new StringBuilder();
+        var texts = new StringBuilder();
+        int textCount = 0;
+        for (int i = 0; i < count; i++)
+        {
+            var scene = Sample(stage, random);
+            long imageId = idBase + i;
+            images.Append(imageId).Append('\t').Append(Base64.Encode(Encode(Render(scene, stage, random), i, random))).Append('\n');
+            int captions = split == 0 ? 1 + random.Next(2) : 1;
+            for (int c = 0; c < captions; c++)
+            {
+                long textId = idBase + 50_000 + textCount++;
+                texts.Append(JsonSerializer.Serialize(new { text_id = textId, text = Caption(scene, stage, c), image_ids = new[] { imageId } },
+                    new JsonSerializerOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping })).Append('\n');
+            }
+        }
+        string name = Splits[split];
+        AtomicFile.Write(Path.Combine(dir, $"{name}_imgs.tsv"), s => s.Write(Encoding.UTF8.GetBytes(images.ToString())));
+        AtomicFile.Write(Path.Combine(dir, $"{name}_texts.jsonl"), s => s.Write(Encoding.UTF8.GetBytes(texts.ToString())));
+        return new DemoSplitSummary(dataset, name, count, textCount);
+    }
+
+    static Scene Sample(int stage, Random r) => stage switch
+    {
+        // Stage 2 favours several objects and the left/right positions; stage 1 is uniform.
+        1 => new Scene(r.Next(Colours.Length), r.Next(Shapes.Length), r.Next(10) < 7 ? 1 + r.Next(2) : 0,
+            r.Next(10) < 6 ? r.Next(2) : r.Next(Positions.Length), r.Next(Backgrounds.Length)),
+        2 => new Scene(r.Next(Colours.Length - 1), r.Next(Patterns.Length), 0, 0, r.Next(Backgrounds.Length)),
+        _ => new Scene(r.Next(Colours.Length), r.Next(Shapes.Length), r.Next(Counts.Length), r.Next(Positions.Length), r.Next(Backgrounds.Length)),
+    };
+
+    static string Caption(Scene s, int stage, int variant)
+    {
+        string colour = Colours[s.Colour].Name, background = Backgrounds[s.Background].Name;
+        return stage switch
+        {
+            0 => variant == 0
+                ? $"{Counts[s.Count]}{colour}{Shapes[s.Shape]}图案 {Positions[s.Position]} {background}底 商品"
+                : $"{background}背景 {colour}{Shapes[s.Shape]} {Counts[s.Count]} 位于{Positions[s.Position]}",
+            1 => variant == 0
+                ? $"{background}的背景上，{Positions[s.Position]}有{Counts[s.Count]}{colour}的{Shapes[s.Shape]}。"
+                : $"图片{Positions[s.Position]}画着{Counts[s.Count]}{colour}{Shapes[s.Shape]}，背景是{background}。",
+            _ => variant == 0 ? $"{colour}{Patterns[s.Shape]}纹理，{background}底色" : $"{background}底上的{colour}{Patterns[s.Shape]}",
+        };
+    }
+
+    static Image<Rgb24> Render(Scene s, int stage, Random r)
+    {
+        int width = 48 + r.Next(113), height = 48 + r.Next(113);
+        var image = new Image<Rgb24>(width, height, Backgrounds[s.Background].Colour);
+        Rgb24 ink = Colours[s.Colour].Colour;
+        if (stage == 2)
+        {
+            int period = 6 + r.Next(6);
+            for (int y = 0; y < height; y++)
+                for (int x = 0; x < width; x++)
+                {
+                    double dx = x - width / 2.0, dy = y - height / 2.0, radius = Math.Sqrt(dx * dx + dy * dy);
+                    bool on = s.Shape switch
+                    {
+                        0 => y / period % 2 == 0,
+                        1 => x / period % 2 == 0,
+                        2 => (int)(radius / period) % 2 == 0,
+                        _ => (x / period + y / period) % 2 == 0,
+                    };
+                    if (on) image[x, y] = ink;
+                }
+            return image;
+        }
+        int n = s.Count + 1, size = Math.Max(8, Math.Min(width, height) / (n + 2));
+        for (int k = 0; k < n; k++)
+        {
+            // Objects sit in the named region, spread along it.
+            double fx = s.Position switch { 0 => 0.25, 1 => 0.75, _ => (k + 1.0) / (n + 1) };
+            double fy = s.Position switch { 2 => 0.25, 3 => 0.75, _ => (k + 1.0) / (n + 1) };
+            if (s.Position is 0 or 1) fy = (k + 1.0) / (n + 1);
+            if (s.Position is 2 or 3) fx = (k + 1.0) / (n + 1);
+            if (s.Position == 4) { fx = 0.5 + (k - (n - 1) / 2.0) * 0.18; fy = 0.5; }
+            int cx = (int)(fx * width) + r.Next(-2, 3), cy = (int)(fy * height) + r.Next(-2, 3), half = size / 2;
+            for (int y = Math.Max(0, cy - half); y < Math.Min(height, cy + half); y++)
+                for (int x = Math.Max(0, cx - half); x < Math.Min(width, cx + half); x++)
+                {
+                    int dx = x - cx, dy = y - cy;
+                    bool inside = s.Shape switch
+                    {
+                        0 => dx * dx + dy * dy <= half * half,
+                        1 => true,
+                        _ => dy >= -half && Math.Abs(dx) * 2 <= (dy + half),
+                    };
+                    if (inside) image[x, y] = ink;
+                }
+        }
+        return image;
+    }
+
+    static byte[] Encode(Image<Rgb24> image, int index, Random r)
+    {
+        using (image)
+        {
+            int pick = r.Next(20);
+            IImageEncoder encoder = pick switch
+            {
+                < 10 => new JpegEncoder { Quality = 90 },
+                < 16 => new PngEncoder(),
+                < 18 => new WebpEncoder { FileFormat = WebpFileFormatType.Lossless },
+                18 => new BmpEncoder { BitsPerPixel = BmpBitsPerPixel.Pixel24 },
+                _ => new GifEncoder(),
+            };
+            using var stream = new MemoryStream();
+            image.Save(stream, encoder);
+            return stream.ToArray();
+        }
+    }
+}
