@@ -14,6 +14,7 @@ using SixLabors.ImageSharp.Formats.Jpeg;
 using SixLabors.ImageSharp.Formats.Png;
 using SixLabors.ImageSharp.Formats.Webp;
 using SixLabors.ImageSharp.PixelFormats;
+using SixLabors.ImageSharp.Processing.Processors.Quantization;
 
 namespace ChineseClip.Data.Demo;
 
@@ -54,11 +55,49 @@ public static class DemoDataGenerator
                 summaries.Add(WriteSplit(dir, Datasets[stage], stage, split, count, new Random(unchecked(seed * 1009 + stage * 31 + split))));
             }
         }
+        int vocabSize = WriteVocab(outputDir);
+        WriteTrainingFiles(outputDir, vocabSize);
         File.WriteAllText(Path.Combine(outputDir, "README.txt"),
             "Synthetic Chinese-CLIP demo data written by `cnclip make-demo-data`: three datasets in the official layout " +
             "({split}_imgs.tsv, {split}_texts.jsonl) standing for the three stages of the plan (MUGE, Flickr30k-CN, private " +
-            "data). Pictures of coloured shapes or patterns; the captions name colour, shape, count, position and background.\n");
+            "data). Pictures of coloured shapes or patterns; the captions name colour, shape, count, position and background.\n" +
+            "vocab.txt holds the characters of the captions (a model trained from scratch builds its own vocabulary), " +
+            "tiny-arch.json a small architecture, and train-stage{1,2,3}.yaml the three stages, each starting from the previous " +
+            "stage's best.pt: `cnclip train --config train-stage1.yaml`, then stage 2, then stage 3.\n");
         return summaries;
+    }
+
+    // [PAD] must be id 0 (the attention mask is ids != 0); the rest are the caption characters, sorted.
+    static int WriteVocab(string outputDir)
+    {
+        var characters = new SortedSet<string>(StringComparer.Ordinal);
+        foreach (string file in Directory.GetFiles(outputDir, "*_texts.jsonl", SearchOption.AllDirectories))
+            foreach (var record in TextJsonl.Read(file, e => throw new InvalidDataException(e.ToString())))
+                foreach (var rune in record.Text.ToLowerInvariant().EnumerateRunes())
+                    if (!Rune.IsWhiteSpace(rune)) characters.Add(rune.ToString());
+        string[] vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", .. characters];
+        File.WriteAllText(Path.Combine(outputDir, "vocab.txt"), string.Join('\n', vocab) + "\n");
+        return vocab.Length;
+    }
+
+    // A small ViT/BERT pair that learns the demo in minutes on two CPU cores, and one config per stage.
+    static void WriteTrainingFiles(string outputDir, int vocabSize)
+    {
+        // A small ModifiedResNet image tower: on two CPU cores it learns counts and positions faster than a tiny ViT.
+        File.WriteAllText(Path.Combine(outputDir, "tiny-arch.json"),
+            "{\"embed_dim\": 128, \"image_resolution\": 64, \"vision_layers\": [1, 1, 1, 1], \"vision_width\": 16, \"vision_patch_size\": null,\n" +
+            $" \"vocab_size\": {vocabSize}, \"text_hidden_size\": 128, \"text_num_hidden_layers\": 2, \"text_num_attention_heads\": 2,\n" +
+            " \"text_intermediate_size\": 512, \"text_max_position_embeddings\": 64, \"text_type_vocab_size\": 2}\n");
+        for (int stage = 0; stage < 3; stage++)
+        {
+            string resume = stage == 0 ? "" :
+                $"resume: runs/stage{stage}/checkpoints/best.pt\nreset_optimizer: true\nreset_data_offset: true\n";
+            File.WriteAllText(Path.Combine(outputDir, $"train-stage{stage + 1}.yaml"),
+                $"# Stage {stage + 1} of the demo plan ({Datasets[stage]}).\n" +
+                $"train_data: {Datasets[stage]}\nval_data: {Datasets[stage]}\narch: tiny-arch.json\nvocab: vocab.txt\n{resume}" +
+                $"logs: runs\nname: stage{stage + 1}\nbatch_size: 64\nvalid_batch_size: 100\ncontext_length: 32\n" +
+                $"lr: {(stage == 0 ? "0.002" : "0.0005")}\nwd: 0.001\nwarmup: 20\nmax_epochs: {(stage == 0 ? 40 : 15)}\nlog_interval: 50\n");
+        }
     }
 
     static DemoSplitSummary WriteSplit(string dir, string dataset, int stage, int split, int count, Random random)
@@ -169,8 +208,10 @@ public static class DemoDataGenerator
                 < 10 => new JpegEncoder { Quality = 90 },
                 < 16 => new PngEncoder(),
                 < 18 => new WebpEncoder { FileFormat = WebpFileFormatType.Lossless },
-                18 => new BmpEncoder { BitsPerPixel = BmpBitsPerPixel.Pixel24 },
-                _ => new GifEncoder(),
+                // 32-bit rows need no padding: ImageSharp leaves 24-bit row padding uninitialised (not byte-stable).
+                18 => new BmpEncoder { BitsPerPixel = BmpBitsPerPixel.Pixel32 },
+                // A fixed palette without dithering: ImageSharp's adaptive quantizer is not byte-stable across calls.
+                _ => new GifEncoder { Quantizer = new WebSafePaletteQuantizer(new QuantizerOptions { Dither = null }) },
             };
             using var stream = new MemoryStream();
             image.Save(stream, encoder);
