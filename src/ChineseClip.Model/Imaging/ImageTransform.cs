@@ -1,57 +1,74 @@
 // The official evaluation transform: PIL Resize((R, R), BICUBIC) on the image as PIL opens it (a squash, no crop),
 // then convert("RGB"), ToTensor and Normalize with the CLIP mean/std. Decoding is ImageSharp's; the resize follows
-// PIL's per-mode rules: palette and bilevel images are resized with NEAREST, RGBA/LA premultiplied by alpha.
+// PIL's per-mode rules (PilMode.cs) with PIL's own arithmetic (PilResample.cs).
+using System.Buffers;
 using System.Runtime.InteropServices;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.Formats;
-using SixLabors.ImageSharp.Formats.Bmp;
 using SixLabors.ImageSharp.Formats.Gif;
-using SixLabors.ImageSharp.Formats.Jpeg;
-using SixLabors.ImageSharp.Formats.Png;
-using SixLabors.ImageSharp.PixelFormats;
 using static TorchSharp.torch;
 
 namespace ChineseClip.Model.Imaging;
 
-/// <summary>An image that cannot be used: unknown format, corrupt or truncated data, or too many pixels.</summary>
-public sealed class InvalidImageException(string message, Exception? inner = null) : Exception(message, inner);
+/// <param name="Resolution">Output side R: images become R x R.</param>
+/// <param name="MaxPixels">Images with more pixels (width x height, read from the header) are refused undecoded.</param>
+public sealed record ImageTransformOptions(int Resolution, long MaxPixels = ImageTransform.DefaultMaxPixels);
 
 public sealed class ImageTransform
 {
-    /// <summary>PIL's default decompression-bomb limit (Image.MAX_IMAGE_PIXELS), about 89.5 megapixels.</summary>
+    /// <summary>PIL's decompression-bomb threshold (Image.MAX_IMAGE_PIXELS, which PIL warns above), about 89.5
+    /// megapixels: 358 MB once decoded to 4 bytes per pixel.</summary>
     public const long DefaultMaxPixels = 89_478_485;
 
     public static readonly float[] Mean = [0.48145466f, 0.4578275f, 0.40821073f];
     public static readonly float[] Std = [0.26862954f, 0.26130258f, 0.27577711f];
 
-    // The layouts PIL opens images in, as far as the resize cares.
-    enum PilMode { L, Rgb, Rgba, Palette }
+    // (v / 255 - mean) / std for every byte value and channel, in float32 as torchvision computes it.
+    static readonly float[] NormalizedValues = BuildNormalizedValues();
 
     public ImageTransform(int resolution, long maxPixels = DefaultMaxPixels)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(resolution, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(maxPixels, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(maxPixels, int.MaxValue / 4); // 4 bytes a pixel in one buffer
         Resolution = resolution;
         MaxPixels = maxPixels;
     }
 
+    public ImageTransform(ImageTransformOptions options) : this(options.Resolution, options.MaxPixels) { }
+
     public int Resolution { get; }
     public long MaxPixels { get; }
+
+    int RgbLength => 3 * Resolution * Resolution;
 
     /// <summary>3*R*R normalised floats, channel-major (CHW).</summary>
     public float[] ToPixels(ReadOnlySpan<byte> encoded)
     {
-        var chw = new float[3 * Resolution * Resolution];
+        var chw = new float[RgbLength];
         ToPixels(encoded, chw);
         return chw;
     }
 
-    public void ToPixels(ReadOnlySpan<byte> encoded, Span<float> chw) => Normalize(ToRgbBytes(encoded), chw);
+    public void ToPixels(ReadOnlySpan<byte> encoded, Span<float> chw)
+    {
+        if (chw.Length != RgbLength) throw new ArgumentException($"chw must hold 3*{Resolution}*{Resolution} floats", nameof(chw));
+        byte[] rgb = ArrayPool<byte>.Shared.Rent(RgbLength);
+        try
+        {
+            ResizeToRgb(encoded, rgb.AsSpan(0, RgbLength));
+            Normalize(rgb.AsSpan(0, RgbLength), chw);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(rgb);
+        }
+    }
 
     /// <summary>[N, 3, R, R] float32 pixels of several encoded images.</summary>
     public Tensor ToTensor(IReadOnlyList<byte[]> encoded)
     {
-        int size = 3 * Resolution * Resolution;
+        int size = RgbLength;
         var data = new float[encoded.Count * size];
         Parallel.For(0, encoded.Count, i => ToPixels(encoded[i], data.AsSpan(i * size, size)));
         return tensor(data, [encoded.Count, 3, Resolution, Resolution]);
@@ -60,137 +77,120 @@ public sealed class ImageTransform
     /// <summary>ToTensor + Normalize in float32, as torchvision computes them: (v / 255 - mean) / std.</summary>
     public static void Normalize(ReadOnlySpan<byte> hwcRgb, Span<float> chw)
     {
+        if (chw.Length != hwcRgb.Length || hwcRgb.Length % 3 != 0)
+            throw new ArgumentException("chw must hold 3 floats per pixel", nameof(chw));
         int plane = hwcRgb.Length / 3;
-        if (chw.Length != hwcRgb.Length) throw new ArgumentException("chw must hold 3 floats per pixel", nameof(chw));
+        ReadOnlySpan<float> table = NormalizedValues;
         for (int c = 0; c < 3; c++)
         {
-            float mean = Mean[c], std = Std[c];
+            ReadOnlySpan<float> values = table.Slice(c * 256, 256);
             Span<float> output = chw.Slice(c * plane, plane);
-            for (int i = 0; i < plane; i++) output[i] = (hwcRgb[i * 3 + c] / 255f - mean) / std;
+            for (int i = 0, j = c; i < output.Length; i++, j += 3) output[i] = values[hwcRgb[j]];
         }
     }
 
     /// <summary>The resized RGB pixels (R x R, HWC, 8-bit) before normalisation.</summary>
     public byte[] ToRgbBytes(ReadOnlySpan<byte> encoded)
     {
-        IImageInfo info;
-        IImageFormat? format;
-        try
-        {
-            info = Image.Identify(encoded.ToArray(), out format); // 2.1 has no span overload of Identify
-        }
-        catch (Exception e) when (e is ImageFormatException or NotSupportedException or InvalidOperationException)
-        {
-            throw new InvalidImageException($"unreadable image header: {e.Message}", e);
-        }
-        if (info is null || format is null) throw new InvalidImageException("not a recognised image format (JPEG, PNG, WebP, BMP or GIF)");
-        long pixels = (long)info.Width * info.Height;
-        if (pixels > MaxPixels)
-            throw new InvalidImageException($"image of {info.Width}x{info.Height} = {pixels} pixels exceeds the limit of {MaxPixels} pixels");
-        if (format is JpegFormat && !JpegIsComplete(encoded)) throw new InvalidImageException("truncated JPEG (no end-of-image marker after the last scan)");
-
-        PilMode mode = ModeOf(info, format);
-        try
-        {
-            return mode switch
-            {
-                PilMode.L => GrayToRgb(Resize(Decode<L8>(encoded), 1, PilResample.Bicubic)),
-                PilMode.Rgb => Resize(Decode<Rgb24>(encoded), 3, PilResample.Bicubic),
-                PilMode.Palette => Resize(Decode<Rgb24>(encoded), 3, PilResample.Nearest),
-                _ => ResizeRgba(Decode<Rgba32>(encoded)),
-            };
-        }
-        catch (Exception e) when (e is ImageFormatException or NotSupportedException or InvalidOperationException
-            or ArgumentException or IndexOutOfRangeException)
-        {
-            throw new InvalidImageException($"corrupt {format.Name} image: {e.Message}", e);
-        }
-    }
-
-    static PilMode ModeOf(IImageInfo info, IImageFormat format)
-    {
-        if (format is PngFormat)
-        {
-            var png = info.Metadata.GetPngMetadata();
-            return png.ColorType switch
-            {
-                PngColorType.Palette => PilMode.Palette,
-                PngColorType.Grayscale => png.BitDepth == PngBitDepth.Bit1 ? PilMode.Palette : PilMode.L,
-                PngColorType.GrayscaleWithAlpha or PngColorType.RgbWithAlpha => PilMode.Rgba,
-                _ => PilMode.Rgb,
-            };
-        }
-        if (format is GifFormat) return PilMode.Palette;
-        if (format is BmpFormat) return (int)info.Metadata.GetBmpMetadata().BitsPerPixel <= 8 ? PilMode.Palette : PilMode.Rgb;
-        if (format is JpegFormat) return info.Metadata.GetJpegMetadata().ColorType == JpegColorType.Luminance ? PilMode.L : PilMode.Rgb;
-        // WebP and anything else: RGBA when the pixels carry alpha, else RGB.
-        return info.PixelType?.AlphaRepresentation is PixelAlphaRepresentation.Unassociated or PixelAlphaRepresentation.Associated
-            ? PilMode.Rgba : PilMode.Rgb;
-    }
-
-    readonly record struct Raster(byte[] Bytes, int Width, int Height);
-
-    static Raster Decode<TPixel>(ReadOnlySpan<byte> encoded) where TPixel : unmanaged, IPixel<TPixel>
-    {
-        using var image = Image.Load<TPixel>(encoded); // GIF: the root frame is the first frame
-        var pixels = new TPixel[image.Width * image.Height];
-        image.CopyPixelDataTo(pixels);
-        return new Raster(MemoryMarshal.AsBytes(pixels.AsSpan()).ToArray(), image.Width, image.Height);
-    }
-
-    delegate byte[] Resampler(ReadOnlySpan<byte> source, int width, int height, int channels, int outWidth, int outHeight);
-
-    byte[] Resize(Raster r, int channels, Resampler resample) =>
-        r.Width == Resolution && r.Height == Resolution ? r.Bytes : resample(r.Bytes, r.Width, r.Height, channels, Resolution, Resolution);
-
-    static byte[] GrayToRgb(byte[] gray)
-    {
-        var rgb = new byte[gray.Length * 3];
-        for (int i = 0; i < gray.Length; i++) rgb[i * 3] = rgb[i * 3 + 1] = rgb[i * 3 + 2] = gray[i];
+        var rgb = new byte[RgbLength];
+        ResizeToRgb(encoded, rgb);
         return rgb;
     }
 
-    // PIL resizes RGBA (and LA) premultiplied: RGBA -> RGBa, resize, RGBa -> RGBA; convert("RGB") then drops alpha.
-    byte[] ResizeRgba(Raster r)
+    void ResizeToRgb(ReadOnlySpan<byte> encoded, Span<byte> rgb)
     {
-        byte[] rgba = r.Bytes;
-        if (r.Width != Resolution || r.Height != Resolution)
+        (IImageInfo info, IImageFormat format) = DecodedImage.Identify(encoded);
+        long pixels = (long)info.Width * info.Height;
+        if (pixels > MaxPixels)
+            throw new InvalidImageException($"image of {info.Width}x{info.Height} = {pixels} pixels exceeds the limit of {MaxPixels} pixels");
+        if (Truncation.Problem(format, encoded) is { } problem) throw new InvalidImageException(problem);
+
+        (PilMode mode, bool sixteen) = PilModes.Of(info, format, encoded);
+        if (mode == PilMode.Int32)
         {
-            var premultiplied = new byte[rgba.Length];
-            for (int i = 0; i < rgba.Length; i += 4)
+            ResizeInt32(encoded, format, rgb);
+            return;
+        }
+        using var image = sixteen ? DecodedImage.LoadHighBytes(encoded, format) : DecodedImage.Load(encoded, format);
+        if (format is GifFormat) GifFirstFrame.FillAsPil(encoded, image.Bytes, image.Width, image.Height);
+        Resize(mode, image.Bytes, image.Width, image.Height, rgb);
+    }
+
+    // Image.resize then convert("RGB"). Same size: PIL copies the image, whatever its mode.
+    void Resize(PilMode mode, Span<byte> rgba, int width, int height, Span<byte> rgb)
+    {
+        int r = Resolution;
+        if (width == r && height == r)
+        {
+            DropAlpha(rgba, rgb);
+            return;
+        }
+        byte[] resized = ArrayPool<byte>.Shared.Rent(r * r * 4);
+        try
+        {
+            Span<byte> output = resized.AsSpan(0, r * r * 4);
+            if (mode == PilMode.Palette)
+                PilResample.Nearest(MemoryMarshal.Cast<byte, uint>(rgba), width, height, MemoryMarshal.Cast<byte, uint>(output), r, r);
+            else if (mode == PilMode.Alpha)
+                ResizePremultiplied(rgba, width, height, output, r);
+            else
+                PilResample.Bicubic(rgba, width, height, output, r, r);
+            DropAlpha(output, rgb);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(resized);
+        }
+    }
+
+    // PIL resizes RGBA (and LA) as RGBa: premultiplied with MULDIV255 rounding (in place here: the decoded pixels are
+    // ours), then divided back, truncating.
+    static void ResizePremultiplied(Span<byte> rgba, int width, int height, Span<byte> output, int r)
+    {
+        for (int i = 0; i < rgba.Length; i += 4)
+        {
+            int alpha = rgba[i + 3];
+            if (alpha == 255) continue;
+            for (int c = 0; c < 3; c++)
             {
-                int alpha = rgba[i + 3];
-                for (int c = 0; c < 3; c++)
-                {
-                    int t = rgba[i + c] * alpha + 128;
-                    premultiplied[i + c] = (byte)(((t >> 8) + t) >> 8);
-                }
-                premultiplied[i + 3] = (byte)alpha;
-            }
-            rgba = PilResample.Bicubic(premultiplied, r.Width, r.Height, 4, Resolution, Resolution);
-            for (int i = 0; i < rgba.Length; i += 4)
-            {
-                int alpha = rgba[i + 3];
-                if (alpha == 0 || alpha == 255) continue;
-                for (int c = 0; c < 3; c++) rgba[i + c] = (byte)Math.Min(255, 255 * rgba[i + c] / alpha);
+                int t = rgba[i + c] * alpha + 128;
+                rgba[i + c] = (byte)(((t >> 8) + t) >> 8);
             }
         }
-        var rgb = new byte[rgba.Length / 4 * 3];
-        for (int i = 0, j = 0; i < rgba.Length; i += 4, j += 3)
+        PilResample.Bicubic(rgba, width, height, output, r, r);
+        for (int i = 0; i < output.Length; i += 4)
+        {
+            int alpha = output[i + 3];
+            if (alpha == 0 || alpha == 255) continue;
+            for (int c = 0; c < 3; c++) output[i + c] = (byte)Math.Min(255, 255 * output[i + c] / alpha);
+        }
+    }
+
+    // Pillow 9 opens 16-bit gray PNGs as "I": the resize runs in double precision on the raw 16-bit values, and
+    // convert("RGB") clamps them to 0..255 (so most such images come out nearly white, in the official pipeline too).
+    void ResizeInt32(ReadOnlySpan<byte> encoded, IImageFormat format, Span<byte> rgb)
+    {
+        int r = Resolution;
+        (int[] values, int width, int height) = DecodedImage.LoadGray16(encoded, format);
+        if (width != r || height != r) values = PilResample.BicubicInt32(values, width, height, r, r);
+        for (int i = 0; i < values.Length; i++) rgb[i * 3] = rgb[i * 3 + 1] = rgb[i * 3 + 2] = (byte)Math.Clamp(values[i], 0, 255);
+    }
+
+    static void DropAlpha(ReadOnlySpan<byte> rgba, Span<byte> rgb)
+    {
+        for (int i = 0, j = 0; j < rgb.Length; i += 4, j += 3)
         {
             rgb[j] = rgba[i];
             rgb[j + 1] = rgba[i + 1];
             rgb[j + 2] = rgba[i + 2];
         }
-        return rgb;
     }
 
-    // Entropy-coded JPEG data cannot contain FF D9 (0xFF is stuffed), so a complete file has an end-of-image marker
-    // after its last start-of-scan; a truncated file does not (an EXIF thumbnail's markers come before the scans).
-    static bool JpegIsComplete(ReadOnlySpan<byte> data)
+    static float[] BuildNormalizedValues()
     {
-        int lastScan = data.LastIndexOf((ReadOnlySpan<byte>)[0xFF, 0xDA]);
-        int lastEnd = data.LastIndexOf((ReadOnlySpan<byte>)[0xFF, 0xD9]);
-        return lastEnd > lastScan;
+        var table = new float[3 * 256];
+        for (int c = 0; c < 3; c++)
+            for (int v = 0; v < 256; v++) table[c * 256 + v] = (v / 255f - Mean[c]) / Std[c];
+        return table;
     }
 }
