@@ -170,7 +170,12 @@ public sealed class Trainer(TrainOptions options, TextWriter log)
             if (checkpoint.Optimizer is null) log.WriteLine($"{path} holds no optimizer state (a released checkpoint?): starting AdamW afresh");
             else OptimizerState.LoadOfficial(optimizer, checkpoint.Optimizer, path);
         }
-        if (options.ResetDataOffset) return (0, 0, double.NegativeInfinity);
+        if (options.ResetDataOffset)
+        {
+            log.WriteLine($"starting from the weights of {path} at epoch 1, step 0 " +
+                $"(optimizer {(options.ResetOptimizer || checkpoint.Optimizer is null ? "fresh" : "restored")})");
+            return (0, 0, double.NegativeInfinity);
+        }
         int epoch = checkpoint.Epoch ?? 0, step = (int)(checkpoint.Step ?? 0);
         int offset = step - epoch * stepsPerEpoch;
         if (offset < 0 || offset > stepsPerEpoch)
