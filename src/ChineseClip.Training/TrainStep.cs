@@ -26,11 +26,7 @@ public static class TrainStep
         GradientSync.SumGradients(model, collectives);
         optimizer.step();
         OptimizerFactory.ClampLogitScale(model);
-        using var _ = no_grad();
-        Tensor labels = arange(logits.shape[0], dtype: ScalarType.Int64);
-        double i2t = logits.argmax(1).eq(labels).to(ScalarType.Float64).mean().item<double>();
-        double t2i = logits.argmax(0).eq(labels).to(ScalarType.Float64).mean().item<double>();
-        return new StepResult(loss.item<float>(), i2t, t2i, model.LogitScale.exp().item<float>());
+        return Result(model, loss.item<float>(), logits);
     }
 
     /// <summary>One optimiser step over several micro-batches with the official accum_freq feature cache: all
@@ -72,10 +68,17 @@ public static class TrainStep
         GradientSync.SumGradients(model, collectives);
         optimizer.step();
         OptimizerFactory.ClampLogitScale(model);
+        return Result(model, loss, lastLogits!);
+    }
+
+    // In-batch accuracies as the official log reports them: argmax of each row (image->text) and column (text->image).
+    static StepResult Result(ClipModel model, float loss, Tensor logits)
+    {
+        using var scope = NewDisposeScope();
         using var _ = no_grad();
-        Tensor labels = arange(lastLogits!.shape[0], dtype: ScalarType.Int64);
-        double i2t = lastLogits.argmax(1).eq(labels).to(ScalarType.Float64).mean().item<double>();
-        double t2i = lastLogits.argmax(0).eq(labels).to(ScalarType.Float64).mean().item<double>();
+        Tensor labels = arange(logits.shape[0], dtype: ScalarType.Int64);
+        double i2t = logits.argmax(1).eq(labels).to(ScalarType.Float64).mean().item<double>();
+        double t2i = logits.argmax(0).eq(labels).to(ScalarType.Float64).mean().item<double>();
         return new StepResult(loss, i2t, t2i, model.LogitScale.exp().item<float>());
     }
 }
