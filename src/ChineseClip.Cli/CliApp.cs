@@ -31,6 +31,7 @@ public static class CliApp
         root.Subcommands.Add(ExtractFeaturesCommand.Create(io));
         root.Subcommands.Add(PredictCommand.Create(io));
         root.Subcommands.Add(EvaluateCommand.Create(io));
+        root.Subcommands.Add(ZeroShotCommand.Create(io));
         root.Subcommands.Add(ConvertModelCommand.Create(io));
         root.Subcommands.Add(BenchCommand.Create(io));
 
