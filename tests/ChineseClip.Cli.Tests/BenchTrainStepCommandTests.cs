@@ -58,3 +58,17 @@ public class BenchTrainStepCommandTests
         }
     }
 }
+
+public class BenchPreprocessCommandTests
+{
+    [Fact]
+    public void Bench_preprocess_prints_images_per_second_for_the_whole_file()
+    {
+        var r = CliRunner.Run("bench", "preprocess", "--input", SharedFiles.Path("fixtures", "official-tiny", "test_imgs.tsv"), "--res", "64", "--rounds", "1");
+        Assert.True(r.ExitCode == 0, r.Error);
+        var json = System.Text.Json.JsonDocument.Parse(Assert.Single(r.OutLines)).RootElement;
+        Assert.Equal(6, json.GetProperty("images").GetInt32());
+        Assert.Equal(0, json.GetProperty("failed").GetInt32());
+        Assert.True(json.GetProperty("images_per_s").GetDouble() > 0);
+    }
+}
