@@ -7,7 +7,12 @@ public readonly record struct ImageRecord(long ImageId, byte[] Bytes, int Line);
 public static class ImageTsv
 {
     /// <summary>Reads the records in order; a bad line is reported through <paramref name="onError"/> and skipped.</summary>
-    public static IEnumerable<ImageRecord> Read(string path, Action<RecordError> onError)
+    public static IEnumerable<ImageRecord> Read(string path, Action<RecordError> onError) =>
+        ReadWithText(path, onError).Select(r => r.Record);
+
+    /// <summary>As <see cref="Read"/>, plus each line's base64 text exactly as written (trimmed), for formats that
+    /// store the text itself (the official LMDB).</summary>
+    public static IEnumerable<(ImageRecord Record, string Base64Text)> ReadWithText(string path, Action<RecordError> onError)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: image file not found", path);
         int lineNumber = 0;
@@ -26,13 +31,14 @@ public static class ImageTsv
                 onError(new RecordError(path, lineNumber, $"image_id '{Truncate(line[..tab])}' is not a 64-bit integer"));
                 continue;
             }
-            byte[]? bytes = Base64.Decode(line.AsSpan(tab + 1).Trim());
+            ReadOnlySpan<char> text = line.AsSpan(tab + 1).Trim();
+            byte[]? bytes = Base64.Decode(text);
             if (bytes is null)
             {
                 onError(new RecordError(path, lineNumber, $"image {id}: invalid base64"));
                 continue;
             }
-            yield return new ImageRecord(id, bytes, lineNumber);
+            yield return (new ImageRecord(id, bytes, lineNumber), text.ToString());
         }
     }
 
