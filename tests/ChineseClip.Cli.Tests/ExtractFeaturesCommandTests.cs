@@ -49,6 +49,26 @@ public class ExtractFeaturesCommandTests
     }
 
     [Fact]
+    public void A_data_dir_with_only_the_official_lmdb_gives_the_same_features()
+    {
+        string data = DataDir(), fromTsv = Path.Combine(data, "tsv"), fromLmdb = Path.Combine(data, "lmdb-out");
+        Assert.Equal(0, Extract(data, fromTsv).ExitCode);
+        Assert.Equal(0, CliRunner.Run("build-lmdb", "--data-dir", data, "--splits", "test").ExitCode);
+        File.Delete(Path.Combine(data, "test_imgs.tsv"));
+        File.Delete(Path.Combine(data, "test_texts.jsonl"));
+        var r = Extract(data, fromLmdb);
+        Assert.True(r.ExitCode == 0, r.Error);
+        foreach (var (file, key) in new[] { ("test_imgs.img_feat.jsonl", "image_id"), ("test_texts.txt_feat.jsonl", "text_id") })
+        {
+            var expected = FeatureJsonl.Read(Path.Combine(fromTsv, file), key);
+            var actual = FeatureJsonl.Read(Path.Combine(fromLmdb, file), key);
+            Assert.Equal(expected.Keys.Order(), actual.Keys.Order());
+            foreach (var (id, feature) in expected) Assert.Equal(feature, actual[id]);
+        }
+        Directory.Delete(data, true);
+    }
+
+    [Fact]
     public void Bad_records_are_named_and_skipped_and_the_rest_is_written()
     {
         string data = DataDir(dir =>
@@ -90,6 +110,7 @@ public class ExtractFeaturesCommandTests
         Assert.Equal(ExitCodes.BadInput, missing.ExitCode);
         Assert.Contains("valid_imgs.tsv", missing.Error);
         Assert.Contains("valid_texts.jsonl", missing.Error);
+        Assert.Contains(Path.Combine("lmdb", "valid"), missing.Error);
         Directory.Delete(data, true);
     }
 }

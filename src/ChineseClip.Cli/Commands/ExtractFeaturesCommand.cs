@@ -49,8 +49,11 @@ public static class ExtractFeaturesCommand
             if (!dataDir.Exists) throw new CliException($"{dataDir.FullName}: data folder not found");
             string imagesPath = Path.Combine(dataDir.FullName, $"{split}_imgs.tsv");
             string textsPath = Path.Combine(dataDir.FullName, $"{split}_texts.jsonl");
-            if (!File.Exists(imagesPath) && !File.Exists(textsPath))
-                throw new CliException($"neither {imagesPath} nor {textsPath} exists");
+            // A data dir may hold only the official LMDB (lmdb/{split}/imgs and pairs), as the official scripts allow.
+            string lmdbSplit = Path.Combine(dataDir.FullName, "lmdb", split);
+            bool useLmdb = !File.Exists(imagesPath) && Directory.Exists(Path.Combine(lmdbSplit, "imgs"));
+            if (!File.Exists(imagesPath) && !File.Exists(textsPath) && !useLmdb)
+                throw new CliException($"neither {imagesPath} nor {textsPath} nor {lmdbSplit} exists");
             if (!checkpoint.Exists) throw new CliException($"{checkpoint.FullName}: checkpoint not found");
 
             ClipConfig config = Architectures.Resolve(archName);
@@ -62,18 +65,20 @@ public static class ExtractFeaturesCommand
             using var _ = no_grad();
             outputDir.Create();
 
-            if (File.Exists(textsPath))
+            if (File.Exists(textsPath) || useLmdb)
             {
                 string output = Path.Combine(outputDir.FullName, $"{split}_texts.txt_feat.jsonl");
-                int count = WriteFeatures(output, TextJsonl.Read(textsPath, e => Reject(e.ToString())), FeatureJsonl.TextIdKey,
+                var texts = File.Exists(textsPath) ? TextJsonl.Read(textsPath, e => Reject(e.ToString())) : TextsFromPairs(lmdbSplit);
+                int count = WriteFeatures(output, texts, FeatureJsonl.TextIdKey,
                     batch => ClipModel.Normalize(model.EncodeText(Tokenize(tokenizer, batch))), t => t.TextId);
                 io.Error.WriteLine($"{count} text features written to {output}");
             }
-            if (File.Exists(imagesPath))
+            if (File.Exists(imagesPath) || useLmdb)
             {
                 var transform = new ImageTransform(config.ImageResolution);
                 string output = Path.Combine(outputDir.FullName, $"{split}_imgs.img_feat.jsonl");
-                int count = WriteFeatures(output, DecodeImages(imagesPath, transform), FeatureJsonl.ImageIdKey,
+                var source = useLmdb ? OfficialLmdb.ReadImages(lmdbSplit, Reject) : ImageTsv.Read(imagesPath, e => Reject(e.ToString()));
+                int count = WriteFeatures(output, DecodeImages(useLmdb ? lmdbSplit + "/imgs" : imagesPath, source, transform), FeatureJsonl.ImageIdKey,
                     batch => ClipModel.Normalize(model.EncodeImage(Stack(batch, transform.Resolution))), i => i.Id);
                 io.Error.WriteLine($"{count} image features written to {output}");
             }
@@ -89,10 +94,15 @@ public static class ExtractFeaturesCommand
 
         sealed record DecodedImage(long Id, float[] Pixels);
 
-        IEnumerable<DecodedImage> DecodeImages(string path, ImageTransform transform)
+        // Texts of an LMDB-only split: the distinct text ids of its pairs, in pair order.
+        static IEnumerable<TextRecord> TextsFromPairs(string lmdbSplit) =>
+            OfficialLmdb.ReadPairs(lmdbSplit).GroupBy(p => p.TextId)
+                .Select(g => new TextRecord(g.Key, g.First().Text, g.Select(p => p.ImageId).ToList()));
+
+        IEnumerable<DecodedImage> DecodeImages(string path, IEnumerable<ImageRecord> records, ImageTransform transform)
         {
             // Decode a batch of images in parallel, keeping the file order.
-            foreach (var chunk in ImageTsv.Read(path, e => Reject(e.ToString())).Chunk(batchSize))
+            foreach (var chunk in records.Chunk(batchSize))
             {
                 var decoded = new DecodedImage?[chunk.Length];
                 var problems = new string?[chunk.Length];
@@ -104,7 +114,9 @@ public static class ExtractFeaturesCommand
                     }
                     catch (InvalidImageException e)
                     {
-                        problems[i] = $"{path}:{chunk[i].Line}: image {chunk[i].ImageId}: {e.Message}";
+                        problems[i] = chunk[i].Line > 0
+                            ? $"{path}:{chunk[i].Line}: image {chunk[i].ImageId}: {e.Message}"
+                            : $"{path}: image {chunk[i].ImageId}: {e.Message}";
                     }
                 });
                 for (int i = 0; i < chunk.Length; i++)

@@ -146,6 +146,22 @@ public static class OfficialLmdb
         return value is null ? null : Encoding.UTF8.GetString(value);
     }
 
+    /// <summary>Every image of {splitDir}/imgs in key order (the order the official eval loader reads them in),
+    /// decoded from base64; entries that are not valid base64 are reported and skipped.</summary>
+    public static IEnumerable<ImageRecord> ReadImages(string splitDir, Action<string> onError)
+    {
+        using var imgs = Reader.Open(Path.Combine(splitDir, "imgs"));
+        foreach (var (key, value) in imgs.All())
+        {
+            string id = Encoding.UTF8.GetString(key);
+            if (id == Encoding.UTF8.GetString(NumImagesKey)) continue;
+            if (!long.TryParse(id, out long imageId)) { onError($"{splitDir}/imgs: key '{id}' is not an image id"); continue; }
+            byte[]? bytes = Base64.Decode(Encoding.UTF8.GetString(value).Trim());
+            if (bytes is null) { onError($"{splitDir}/imgs: image {imageId}: invalid base64"); continue; }
+            yield return new ImageRecord(imageId, bytes, 0);
+        }
+    }
+
     static long ParseCount(Reader db, byte[] key)
     {
         byte[] value = db.Get(key) ?? throw new InvalidDataException($"{db.Path}: no '{Encoding.UTF8.GetString(key)}' entry");
@@ -220,6 +236,19 @@ public static class OfficialLmdb
             var env = new LightningEnvironment(path);
             env.Open(EnvironmentOpenFlags.ReadOnly | EnvironmentOpenFlags.NoLock);
             return new Reader(path, env);
+        }
+
+        /// <summary>All entries in key order.</summary>
+        public IEnumerable<(byte[] Key, byte[] Value)> All()
+        {
+            using var cursor = _txn.CreateCursor(_db);
+            while (true)
+            {
+                var (code, key, value) = cursor.Next();
+                if (code == MDBResultCode.NotFound) yield break;
+                code.ThrowOnError();
+                yield return (key.CopyToNewArray(), value.CopyToNewArray());
+            }
         }
 
         public byte[]? Get(byte[] key)
