@@ -1,0 +1,227 @@
+// Turns a user's own images and captions into the official layout ({split}_imgs.tsv, {split}_texts.jsonl), the step
+// the official project leaves to its users. Input: a folder tree of images with same-name .txt captions (one caption
+// per line), or a manifest (.jsonl with "image" and "caption"/"captions", or .csv with image,caption columns).
+// Every image is decoded once; identical images (same bytes) are merged; ids come from content, so they are stable
+// across runs; the split is by image and deterministic for a seed. Nothing is dropped silently: every rejected item
+// is written to rejects.jsonl with its reason, and one bad file never stops the run.
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using ChineseClip.Data.Formats;
+using ChineseClip.Model.Checkpoints;
+using ChineseClip.Model.Imaging;
+
+namespace ChineseClip.Data.Private;
+
+public sealed record PrivateDataSummary(int ImagesSeen, int ImagesKept, int DuplicateImagesMerged, int Captions, int Rejected,
+    IReadOnlyDictionary<string, (int Images, int Texts)> Splits);
+
+public sealed record Reject(string Item, string Reason);
+
+public static class PrivateDataConverter
+{
+    static readonly string[] ImageExtensions = [".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"];
+    static readonly string[] SplitNames = ["train", "valid", "test"];
+    static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
+    sealed class Item
+    {
+        public required string Path { get; init; }
+        public List<string> Captions { get; } = new();
+    }
+
+    public static PrivateDataSummary Convert(string input, string outputDir, double[] fractions, int seed, long maxPixels = ImageTransform.DefaultMaxPixels)
+    {
+        if (fractions.Length != 3 || fractions.Any(f => f < 0) || Math.Abs(fractions.Sum() - 1) > 1e-6)
+            throw new ArgumentException($"--splits {string.Join(",", fractions)}: three non-negative fractions summing to 1 are required");
+        var rejects = new List<Reject>();
+        List<Item> items = Directory.Exists(input) ? FromFolder(input, rejects)
+            : File.Exists(input) ? FromManifest(input, rejects)
+            : throw new FileNotFoundException($"{input}: no such folder or manifest", input);
+
+        // Validate, hash and merge identical images; captions are kept in first-seen order without repeats.
+        var transform = new ImageTransform(8, maxPixels);
+        var byHash = new Dictionary<string, (byte[] Bytes, List<string> Captions, string FirstPath)>();
+        int duplicates = 0;
+        foreach (var item in items)
+        {
+            byte[] bytes;
+            try { bytes = File.ReadAllBytes(item.Path); }
+            catch (IOException e) { rejects.Add(new(item.Path, $"unreadable: {e.Message}")); continue; }
+            if (bytes.Length == 0) { rejects.Add(new(item.Path, "empty file")); continue; }
+            try { transform.ToRgbBytes(bytes); }
+            catch (InvalidImageException e) { rejects.Add(new(item.Path, e.Message)); continue; }
+            var captions = item.Captions.Select(c => c.Trim()).Where(c => c.Length > 0).ToList();
+            if (captions.Count == 0) { rejects.Add(new(item.Path, "no caption")); continue; }
+            string hash = System.Convert.ToHexString(SHA256.HashData(bytes));
+            if (byHash.TryGetValue(hash, out var existing))
+            {
+                duplicates++;
+                foreach (string c in captions) if (!existing.Captions.Contains(c)) existing.Captions.Add(c);
+                continue;
+            }
+            byHash[hash] = (bytes, captions.Distinct().ToList(), item.Path);
+        }
+
+        // Stable ids from content; the split is drawn per image from (seed, id), so adding images moves no others.
+        var usedIds = new HashSet<long>();
+        var images = byHash.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv =>
+        {
+            long id = StableId(kv.Key, usedIds);
+            return (Id: id, kv.Value.Bytes, kv.Value.Captions, Split: PickSplit(seed, id, fractions));
+        }).ToList();
+
+        Directory.CreateDirectory(outputDir);
+        var splitCounts = new Dictionary<string, (int, int)>();
+        var json = new JsonSerializerOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+        for (int s = 0; s < 3; s++)
+        {
+            var mine = images.Where(i => i.Split == s).OrderBy(i => i.Id).ToList();
+            int texts = 0;
+            AtomicFile.Write(Path.Combine(outputDir, $"{SplitNames[s]}_imgs.tsv"), stream =>
+            {
+                using var w = new StreamWriter(stream, StrictUtf8, 1 << 16, leaveOpen: true) { NewLine = "\n" };
+                foreach (var image in mine) w.WriteLine($"{image.Id}\t{Base64.Encode(image.Bytes)}");
+            });
+            AtomicFile.Write(Path.Combine(outputDir, $"{SplitNames[s]}_texts.jsonl"), stream =>
+            {
+                using var w = new StreamWriter(stream, StrictUtf8, 1 << 16, leaveOpen: true) { NewLine = "\n" };
+                foreach (var image in mine)
+                    foreach (string caption in image.Captions)
+                    {
+                        long textId = StableId(image.Id.ToString(CultureInfo.InvariantCulture) + "\n" + caption, usedIds);
+                        w.WriteLine(JsonSerializer.Serialize(new { text_id = textId, text = caption, image_ids = new[] { image.Id } }, json));
+                        texts++;
+                    }
+            });
+            splitCounts[SplitNames[s]] = (mine.Count, texts);
+        }
+        AtomicFile.Write(Path.Combine(outputDir, "rejects.jsonl"), stream =>
+        {
+            using var w = new StreamWriter(stream, StrictUtf8, 1 << 16, leaveOpen: true) { NewLine = "\n" };
+            foreach (var r in rejects) w.WriteLine(JsonSerializer.Serialize(new { item = r.Item, reason = r.Reason }, json));
+        });
+        var summary = new PrivateDataSummary(items.Count, images.Count, duplicates, images.Sum(i => i.Captions.Count), rejects.Count, splitCounts);
+        AtomicFile.Write(Path.Combine(outputDir, "summary.json"), stream => stream.Write(Encoding.UTF8.GetBytes(JsonSerializer.Serialize(new
+        {
+            input, images_seen = summary.ImagesSeen, images_kept = summary.ImagesKept, duplicate_images_merged = duplicates,
+            captions = summary.Captions, rejected = summary.Rejected, seed, splits = splitCounts.ToDictionary(kv => kv.Key, kv => new { images = kv.Value.Item1, texts = kv.Value.Item2 }),
+        }, json))));
+        return summary;
+    }
+
+    static long StableId(string content, HashSet<long> used)
+    {
+        // First 8 bytes of SHA-256, positive, below 2^53 so tools that read ids as doubles keep them exact.
+        long id = (long)(BitConverter.ToUInt64(SHA256.HashData(Encoding.UTF8.GetBytes(content)), 0) & ((1UL << 53) - 1));
+        while (!used.Add(id)) id = (id + 1) & ((1L << 53) - 1); // collision: the next free id, deterministically
+        return id;
+    }
+
+    static int PickSplit(int seed, long id, double[] fractions)
+    {
+        double u = BitConverter.ToUInt64(SHA256.HashData(Encoding.UTF8.GetBytes($"{seed}:{id}")), 0) / (double)ulong.MaxValue;
+        return u < fractions[0] ? 0 : u < fractions[0] + fractions[1] ? 1 : 2;
+    }
+
+    static List<Item> FromFolder(string root, List<Reject> rejects)
+    {
+        var items = new List<Item>();
+        foreach (string path in Directory.EnumerateFiles(root, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
+        {
+            string extension = Path.GetExtension(path).ToLowerInvariant();
+            if (extension == ".txt") continue;
+            if (!ImageExtensions.Contains(extension)) { rejects.Add(new(path, $"not an image extension ({extension})")); continue; }
+            var item = new Item { Path = path };
+            string captionFile = Path.ChangeExtension(path, ".txt");
+            if (!File.Exists(captionFile)) { rejects.Add(new(path, $"no caption file {Path.GetFileName(captionFile)}")); continue; }
+            string? text = ReadUtf8(captionFile, rejects);
+            if (text is null) continue;
+            item.Captions.AddRange(text.Split('\n').Select(l => l.TrimEnd('\r')));
+            items.Add(item);
+        }
+        return items;
+    }
+
+    static string? ReadUtf8(string path, List<Reject> rejects)
+    {
+        byte[] bytes = File.ReadAllBytes(path);
+        int start = bytes.Length >= 3 && bytes[0] == 0xEF && bytes[1] == 0xBB && bytes[2] == 0xBF ? 3 : 0;
+        try { return StrictUtf8.GetString(bytes, start, bytes.Length - start); }
+        catch (DecoderFallbackException)
+        {
+            rejects.Add(new(path, "caption file is not UTF-8 (GBK or another legacy encoding?): convert it, e.g. iconv -f GBK -t UTF-8"));
+            return null;
+        }
+    }
+
+    static List<Item> FromManifest(string manifest, List<Reject> rejects)
+    {
+        string folder = Path.GetDirectoryName(Path.GetFullPath(manifest))!;
+        var byPath = new Dictionary<string, Item>();
+        var order = new List<Item>();
+        void Add(string image, IEnumerable<string> captions)
+        {
+            string path = Path.GetFullPath(Path.Combine(folder, image));
+            if (!byPath.TryGetValue(path, out var item)) { byPath[path] = item = new Item { Path = path }; order.Add(item); }
+            item.Captions.AddRange(captions);
+        }
+        string? text = ReadUtf8(manifest, rejects);
+        if (text is null) return order;
+        string[] lines = text.Split('\n').Select(l => l.TrimEnd('\r')).ToArray();
+        bool csv = manifest.EndsWith(".csv", StringComparison.OrdinalIgnoreCase);
+        for (int n = csv ? 1 : 0; n < lines.Length; n++)
+        {
+            string line = lines[n];
+            if (line.Trim().Length == 0) continue;
+            string where = $"{manifest}:{n + 1}";
+            if (csv)
+            {
+                var fields = SplitCsvLine(line);
+                if (fields is null || fields.Count < 2) { rejects.Add(new(where, "expected image,caption")); continue; }
+                Add(fields[0], [fields[1]]);
+                continue;
+            }
+            try
+            {
+                var o = JsonDocument.Parse(line).RootElement;
+                if (!o.TryGetProperty("image", out var image) || image.ValueKind != JsonValueKind.String)
+                { rejects.Add(new(where, "field 'image' missing or not a string")); continue; }
+                var captions = o.TryGetProperty("captions", out var list) && list.ValueKind == JsonValueKind.Array
+                    ? list.EnumerateArray().Where(c => c.ValueKind == JsonValueKind.String).Select(c => c.GetString()!).ToList()
+                    : o.TryGetProperty("caption", out var one) && one.ValueKind == JsonValueKind.String ? [one.GetString()!] : new List<string>();
+                if (captions.Count == 0) { rejects.Add(new(where, "field 'caption' or 'captions' missing")); continue; }
+                Add(image.GetString()!, captions);
+            }
+            catch (JsonException e) { rejects.Add(new(where, $"invalid JSON: {e.Message}")); }
+        }
+        return order;
+    }
+
+    // RFC 4180 fields of one line (quoted fields may hold commas and doubled quotes; no embedded newlines). Written
+    // here because the manifest needs just this and no CSV package is referenced by the data library.
+    static List<string>? SplitCsvLine(string line)
+    {
+        var fields = new List<string>();
+        var field = new StringBuilder();
+        bool quoted = false;
+        for (int i = 0; i < line.Length; i++)
+        {
+            char c = line[i];
+            if (quoted)
+            {
+                if (c == '"' && i + 1 < line.Length && line[i + 1] == '"') { field.Append('"'); i++; }
+                else if (c == '"') quoted = false;
+                else field.Append(c);
+            }
+            else if (c == '"' && field.Length == 0) quoted = true;
+            else if (c == ',') { fields.Add(field.ToString()); field.Clear(); }
+            else field.Append(c);
+        }
+        if (quoted) return null;
+        fields.Add(field.ToString());
+        return fields;
+    }
+}

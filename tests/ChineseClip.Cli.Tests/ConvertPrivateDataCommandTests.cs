@@ -1,0 +1,117 @@
+using System.Text;
+using System.Text.Json;
+using ChineseClip.Data.Formats;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.PixelFormats;
+
+namespace ChineseClip.Cli.Tests;
+
+public class ConvertPrivateDataCommandTests
+{
+    static byte[] Png(byte shade)
+    {
+        using var image = new Image<Rgb24>(20, 12, new Rgb24(shade, 100, 50));
+        using var s = new MemoryStream();
+        image.SaveAsPng(s);
+        return s.ToArray();
+    }
+
+    static byte[] Jpeg(byte shade)
+    {
+        using var image = new Image<Rgb24>(30, 30, new Rgb24(shade, 10, 200));
+        using var s = new MemoryStream();
+        image.SaveAsJpeg(s);
+        return s.ToArray();
+    }
+
+    /// <summary>A deliberately messy folder: nested Chinese paths, CRLF and BOM captions, several captions per image,
+    /// a duplicate image, a GBK caption, a missing caption, a zero-byte file, a truncated JPEG, a corrupt PNG.</summary>
+    static string MessyFolder()
+    {
+        string root = Directory.CreateTempSubdirectory("cnclip-private").FullName;
+        string nested = Path.Combine(root, "商品", "鞋子");
+        Directory.CreateDirectory(nested);
+        void Put(string rel, byte[] bytes) => File.WriteAllBytes(Path.Combine(root, rel), bytes);
+        void Caption(string rel, string text, bool bom = false) =>
+            File.WriteAllBytes(Path.Combine(root, rel), [.. (bom ? new byte[] { 0xEF, 0xBB, 0xBF } : []), .. Encoding.UTF8.GetBytes(text)]);
+        Put("猫.png", Png(10)); Caption("猫.txt", "一只猫\r\n橘色的猫\r\n");
+        Put(Path.Combine("商品", "鞋子", "跑鞋.jpg"), Jpeg(20)); Caption(Path.Combine("商品", "鞋子", "跑鞋.txt"), "白色跑步鞋", bom: true);
+        Put(Path.Combine("商品", "同一只猫.png"), Png(10)); Caption(Path.Combine("商品", "同一只猫.txt"), "一只猫\n睡觉的猫");
+        Put("狗.png", Png(30)); File.WriteAllBytes(Path.Combine(root, "狗.txt"), [0xD2, 0xBB, 0xD6, 0xBB, 0xB9, 0xB7]); // "一只狗" in GBK
+        Put("无描述.png", Png(40));
+        Put("空.png", []); Caption("空.txt", "空文件");
+        byte[] jpeg = Jpeg(50); Put("截断.jpg", jpeg[..(jpeg.Length / 2)]); Caption("截断.txt", "截断的图片");
+        Put("坏.png", [0x89, 0x50, 0x4E, 0x47, 1, 2, 3]); Caption("坏.txt", "坏图");
+        Put("鸟.png", Png(60)); Caption("鸟.txt", "一只鸟");
+        return root;
+    }
+
+    [Fact]
+    public void A_messy_folder_converts_with_every_rejection_accounted_for()
+    {
+        string input = MessyFolder(), output = Path.Combine(Path.GetTempPath(), $"cnclip-private-out-{Guid.NewGuid():N}");
+        var r = CliRunner.Run("convert-private-data", "--input", input, "--output", output, "--splits", "1,0,0", "--seed", "3");
+        Assert.True(r.ExitCode == 0, r.Error);
+
+        var rejects = File.ReadAllLines(Path.Combine(output, "rejects.jsonl")).Select(l => JsonDocument.Parse(l).RootElement)
+            .ToDictionary(e => Path.GetFileName(e.GetProperty("item").GetString()!), e => e.GetProperty("reason").GetString()!);
+        Assert.Equal(5, rejects.Count);
+        Assert.StartsWith("caption file is not UTF-8", rejects["狗.txt"]);
+        Assert.Equal("no caption file 无描述.txt", rejects["无描述.png"]);
+        Assert.Equal("empty file", rejects["空.png"]);
+        Assert.False(string.IsNullOrEmpty(rejects["截断.jpg"])); // cut inside its header: "unreadable image header: ..."
+        Assert.True(rejects.ContainsKey("坏.png"));
+
+        var errors = new List<RecordError>();
+        var images = ImageTsv.Read(Path.Combine(output, "train_imgs.tsv"), errors.Add).ToList();
+        var texts = TextJsonl.Read(Path.Combine(output, "train_texts.jsonl"), errors.Add).ToList();
+        Assert.Empty(errors);
+        Assert.Equal(3, images.Count); // cat (merged with its duplicate), running shoe, bird
+        Assert.Equal(["一只猫", "一只鸟", "橘色的猫", "白色跑步鞋", "睡觉的猫"], texts.Select(t => t.Text).Order(StringComparer.Ordinal));
+        Assert.All(texts, t => Assert.Contains(t.ImageIds.Single(), images.Select(i => i.ImageId)));
+        var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(output, "summary.json"))).RootElement;
+        Assert.Equal(1, summary.GetProperty("duplicate_images_merged").GetInt32());
+        Assert.Equal(5, summary.GetProperty("rejected").GetInt32());
+        Directory.Delete(input, true);
+        Directory.Delete(output, true);
+    }
+
+    [Fact]
+    public void Ids_are_stable_across_runs_and_the_split_is_by_image()
+    {
+        string input = Directory.CreateTempSubdirectory("cnclip-private-split").FullName;
+        for (int i = 0; i < 40; i++)
+        {
+            File.WriteAllBytes(Path.Combine(input, $"{i}.png"), Png((byte)(i * 5)));
+            File.WriteAllText(Path.Combine(input, $"{i}.txt"), $"图片{i}\n第二个描述{i}");
+        }
+        string a = Path.Combine(input, "out-a"), b = Path.Combine(input, "out-b");
+        Assert.Equal(0, CliRunner.Run("convert-private-data", "--input", input, "--output", a, "--splits", "0.5,0.25,0.25", "--seed", "1").ExitCode);
+        Assert.Equal(0, CliRunner.Run("convert-private-data", "--input", input, "--output", b, "--splits", "0.5,0.25,0.25", "--seed", "1").ExitCode);
+        foreach (string f in new[] { "train_imgs.tsv", "valid_texts.jsonl", "test_imgs.tsv" })
+            Assert.Equal(File.ReadAllBytes(Path.Combine(a, f)), File.ReadAllBytes(Path.Combine(b, f)));
+        var splitOf = new Dictionary<long, string>();
+        foreach (string split in new[] { "train", "valid", "test" })
+            foreach (var text in TextJsonl.Read(Path.Combine(a, $"{split}_texts.jsonl"), _ => { }))
+                Assert.Equal(split, splitOf.TryGetValue(text.ImageIds[0], out var s) ? s : splitOf[text.ImageIds[0]] = split);
+        Assert.Equal(40, splitOf.Count);
+        Assert.True(splitOf.Values.Distinct().Count() == 3, "40 images at 0.5/0.25/0.25 should reach all three splits");
+        Directory.Delete(input, true);
+    }
+
+    [Fact]
+    public void A_manifest_and_bad_split_fractions_are_handled()
+    {
+        string dir = Directory.CreateTempSubdirectory("cnclip-manifest").FullName;
+        File.WriteAllBytes(Path.Combine(dir, "a.png"), Png(1));
+        File.WriteAllText(Path.Combine(dir, "m.csv"), "image,caption\na.png,\"红色, 方块\"\nmissing.png,不存在\n");
+        var r = CliRunner.Run("convert-private-data", "--input", Path.Combine(dir, "m.csv"), "--output", Path.Combine(dir, "out"), "--splits", "1,0,0");
+        Assert.True(r.ExitCode == 0, r.Error);
+        Assert.Equal("红色, 方块", TextJsonl.Read(Path.Combine(dir, "out", "train_texts.jsonl"), _ => { }).Single().Text);
+        Assert.Contains("missing.png", File.ReadAllText(Path.Combine(dir, "out", "rejects.jsonl")));
+        var bad = CliRunner.Run("convert-private-data", "--input", dir, "--output", Path.Combine(dir, "out2"), "--splits", "0.9,0.2,0.1");
+        Assert.Equal(ExitCodes.BadInput, bad.ExitCode);
+        Assert.Equal("cnclip: error: --splits 0.9,0.2,0.1: three non-negative fractions summing to 1 are required, e.g. 0.9,0.05,0.05\n", bad.Error);
+        Directory.Delete(dir, true);
+    }
+}
