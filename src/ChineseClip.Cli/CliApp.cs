@@ -27,6 +27,8 @@ public static class CliApp
         var root = new RootCommand("cnclip: fine-tune and use Chinese-CLIP (ViT/ResNet image tower + Chinese RoBERTa text tower).");
         root.Subcommands.Add(TokenizeCommand.Create(io));
         root.Subcommands.Add(ConvertPrivateDataCommand.Create(io));
+        root.Subcommands.Add(DownloadCommands.Model(io));
+        root.Subcommands.Add(DownloadCommands.Dataset(io));
         root.Subcommands.Add(MakeDemoDataCommand.Create(io));
         root.Subcommands.Add(BuildLmdbCommand.Create(io));
         root.Subcommands.Add(TrainCommand.Create(io));
