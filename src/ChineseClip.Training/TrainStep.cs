@@ -7,7 +7,8 @@ using static TorchSharp.torch;
 namespace ChineseClip.Training;
 
 /// <summary>What the official log line reports for a step: loss, in-batch accuracies both ways, logit scale.</summary>
-public readonly record struct StepResult(float Loss, double ImageToTextAccuracy, double TextToImageAccuracy, float LogitScale);
+public readonly record struct StepResult(float Loss, double ImageToTextAccuracy, double TextToImageAccuracy, float LogitScale,
+    double AllReduceSeconds = 0);
 
 public static class TrainStep
 {
@@ -23,10 +24,10 @@ public static class TrainStep
         var output = model.forward(pixels, ids);
         Tensor loss = ContrastiveLoss.ComputeGathered(output.ImageFeatures, output.TextFeatures, output.LogitScale, collectives, out Tensor logits);
         loss.backward();
-        GradientSync.SumGradients(model, collectives);
+        double allReduce = GradientSync.SumGradients(model, collectives);
         optimizer.step();
         OptimizerFactory.ClampLogitScale(model);
-        return Result(model, loss.item<float>(), logits);
+        return Result(model, loss.item<float>(), logits) with { AllReduceSeconds = allReduce };
     }
 
     /// <summary>One optimiser step over several micro-batches with the official accum_freq feature cache: all
@@ -65,10 +66,10 @@ public static class TrainStep
             lastLogits?.Dispose();
             lastLogits = logits.detach().MoveToOuterDisposeScope();
         }
-        GradientSync.SumGradients(model, collectives);
+        double allReduce = GradientSync.SumGradients(model, collectives);
         optimizer.step();
         OptimizerFactory.ClampLogitScale(model);
-        return Result(model, loss, lastLogits!);
+        return Result(model, loss, lastLogits!) with { AllReduceSeconds = allReduce };
     }
 
     // In-batch accuracies as the official log reports them: argmax of each row (image->text) and column (text->image).

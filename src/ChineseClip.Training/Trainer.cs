@@ -87,12 +87,14 @@ public sealed class Trainer(TrainOptions options, TextWriter log)
                     log.WriteLine(string.Create(CultureInfo.InvariantCulture,
                         $"Global Steps: {step}/{totalSteps} | Train Epoch: {epoch + 1} [{seen}/{sampler.PaddedSize} ({100.0 * seen / sampler.PaddedSize:F0}%)] | " +
                         $"Loss: {result.Loss:F6} | Image2Text Acc: {result.ImageToTextAccuracy * 100:F2} | Text2Image Acc: {result.TextToImageAccuracy * 100:F2} | " +
-                        $"Data Time: {dataTime:F3}s | Batch Time: {batchTime:F3}s | LR: {lr:F6} | logit_scale: {result.LogitScale:F3} | " +
+                        $"Data Time: {dataTime:F3}s | Batch Time: {batchTime:F3}s (compute {batchTime - dataTime - result.AllReduceSeconds:F3}s, " +
+                        $"all-reduce {result.AllReduceSeconds:F3}s) | LR: {lr:F6} | logit_scale: {result.LogitScale:F3} | " +
                         $"Global Batch Size: {options.BatchSize * options.AccumFreq} | {options.BatchSize * options.AccumFreq / batchTime:F1} samples/s"));
                     metrics.WriteLine(JsonSerializer.Serialize(new
                     {
                         type = "train", step, epoch = epoch + 1, loss = result.Loss, i2t_acc = result.ImageToTextAccuracy,
                         t2i_acc = result.TextToImageAccuracy, lr, logit_scale = result.LogitScale, data_time = dataTime, batch_time = batchTime,
+                        compute_time = batchTime - dataTime - result.AllReduceSeconds, allreduce_time = result.AllReduceSeconds,
                     }));
                 }
                 if (options.SaveStepFrequency > 0 && step % options.SaveStepFrequency == 0 && batchIndex < stepsPerEpoch)

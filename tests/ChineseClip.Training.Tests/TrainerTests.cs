@@ -65,6 +65,10 @@ public class TrainerTests
         Assert.Equal(6, metrics.Count(m => m.GetProperty("type").GetString() == "train"));
         Assert.Equal(2, metrics.Count(m => m.GetProperty("type").GetString() == "valid"));
         Assert.Contains("Global Steps: 6/6 | Train Epoch: 2 [24/24 (100%)] | Loss: ", log.ToString());
+        var firstTrain = metrics.First(m => m.GetProperty("type").GetString() == "train");
+        Assert.True(firstTrain.GetProperty("compute_time").GetDouble() > 0);
+        Assert.Equal(0, firstTrain.GetProperty("allreduce_time").GetDouble()); // one process: nothing to reduce
+        Assert.Contains("all-reduce 0.000s)", log.ToString());
         // The LR follows warmup then cosine: step 1 is lr*(0+1)/2, the last step is past the peak.
         var lrs = metrics.Where(m => m.GetProperty("type").GetString() == "train").Select(m => m.GetProperty("lr").GetDouble()).ToList();
         Assert.Equal(5e-4, lrs[0], 12);

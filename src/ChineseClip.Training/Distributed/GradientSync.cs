@@ -12,14 +12,17 @@ namespace ChineseClip.Training.Distributed;
 
 public static class GradientSync
 {
-    public static void SumGradients(ClipModel model, ICollectives collectives)
+    /// <summary>Returns the seconds spent in the all-reduce itself (0 at world size 1).</summary>
+    public static double SumGradients(ClipModel model, ICollectives collectives)
     {
-        if (collectives.WorldSize == 1) return;
+        if (collectives.WorldSize == 1) return 0;
         using var scope = NewDisposeScope();
         var parameters = model.parameters().Where(p => p.requires_grad).ToList();
         foreach (var p in parameters) p.grad ??= zeros_like(p).MoveToOuterDisposeScope();
         Tensor bucket = cat(parameters.Select(p => p.grad!.flatten()).ToList());
+        var watch = System.Diagnostics.Stopwatch.StartNew();
         collectives.AllReduceSum(bucket);
+        double seconds = watch.Elapsed.TotalSeconds;
         long offset = 0;
         using var _ = no_grad();
         foreach (var p in parameters)
@@ -28,6 +31,7 @@ public static class GradientSync
             p.grad!.copy_(bucket.narrow(0, offset, n).view_as(p));
             offset += n;
         }
+        return seconds;
     }
 
     public static void BroadcastWeights(ClipModel model, ICollectives collectives)
