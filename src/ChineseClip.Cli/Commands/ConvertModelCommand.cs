@@ -29,7 +29,9 @@ public static class ConvertModelCommand
         if (Path.GetFullPath(input.FullName) == Path.GetFullPath(output.FullName))
             throw new CliException($"{output.FullName}: output must differ from the input");
         using var scope = NewDisposeScope();
-        Dictionary<string, Tensor> stateDict = CheckpointFormat.LoadAnyStateDict(input.FullName);
+        // Read the file once: an official checkpoint also brings its epoch/step/name; anything else (safetensors) has none.
+        OfficialCheckpoint? source = TryLoadOfficial(input.FullName);
+        Dictionary<string, Tensor> stateDict = source?.StateDict ?? CheckpointFormat.LoadAnyStateDict(input.FullName);
         if (archName is not null)
         {
             ClipConfig config = Architectures.Resolve(archName);
@@ -52,7 +54,6 @@ public static class ConvertModelCommand
         else
         {
             // Keep the training metadata when the input is an official checkpoint; a converted HF file starts at 0.
-            OfficialCheckpoint? source = TryLoadOfficial(input.FullName);
             OfficialCheckpoint.Save(output.FullName, stateDict, source?.Epoch ?? 0, source?.Step ?? 0,
                 source?.Name ?? Path.GetFileNameWithoutExtension(output.Name));
         }
@@ -68,7 +69,7 @@ public static class ConvertModelCommand
         }
         catch (CheckpointFormatException)
         {
-            return null; // a safetensors input
+            return null; // not a torch.save zip: a safetensors input
         }
     }
 }
