@@ -34,10 +34,12 @@ public class DataParallelTests
         }).ToArray();
     }
 
-    static Dictionary<string, float[]> Train(int worldSize, int accumulateRank, (Tensor Pixels, Tensor Ids)[] batches, int accumFreq = 1)
+    static Dictionary<string, float[]> Train(int worldSize, int accumulateRank, (Tensor Pixels, Tensor Ids)[] batches, int accumFreq = 1,
+        bool ring = false)
     {
         var config = TinyWithoutDropout();
         var group = new ThreadGroup(worldSize);
+        string rendezvous = Path.Combine(Path.GetTempPath(), "cnclip-ring-" + Guid.NewGuid().ToString("N"));
         var models = new ClipModel[worldSize];
         for (int r = 0; r < worldSize; r++)
         {
@@ -47,7 +49,9 @@ public class DataParallelTests
         var results = new Dictionary<string, float[]>[worldSize];
         var threads = Enumerable.Range(0, worldSize).Select(r => new Thread(() =>
         {
-            using var collectives = group.Member(r);
+            using ICollectives collectives = ring
+                ? RingCollectives.Connect(r, worldSize, new FileRendezvous(rendezvous), new RingOptions { ChunkBytes = 4096, Timeout = TimeSpan.FromSeconds(60) })
+                : group.Member(r);
             GradientSync.BroadcastWeights(models[r], collectives);
             models[r].train();
             using var optimizer = OptimizerFactory.CreateAdamW(models[r], AdamWSettings.OfficialFor(config, lr: 1e-3));
@@ -68,6 +72,7 @@ public class DataParallelTests
         threads.ForEach(t => t.Start());
         threads.ForEach(t => t.Join());
         foreach (var m in models) m.Dispose();
+        if (Directory.Exists(rendezvous)) Directory.Delete(rendezvous, recursive: true);
         return results[accumulateRank];
     }
 
@@ -94,12 +99,14 @@ public class DataParallelTests
     [Theory]
     [InlineData(2)]
     [InlineData(3)]
-    public void N_ranks_reach_the_weights_of_one_rank_with_the_same_global_batch(int worldSize)
+    [InlineData(2, true)]
+    [InlineData(3, true)]
+    public void N_ranks_reach_the_weights_of_one_rank_with_the_same_global_batch(int worldSize, bool ring = false)
     {
         torch.set_num_threads(1);
         var batches = Batches(steps: 3, globalBatch: 12);
         var single = Train(1, 0, batches);
-        var last = Train(worldSize, worldSize - 1, batches);
+        var last = Train(worldSize, worldSize - 1, batches, ring: ring);
         double worst = 0;
         foreach (var (key, expected) in single)
             for (int i = 0; i < expected.Length; i++) worst = Math.Max(worst, Math.Abs(expected[i] - last[key][i]));
