@@ -1,6 +1,7 @@
-// The fine-tuning loop of the official recipe on one process: epochs of sampler batches, the cosine LR schedule,
-// the official log line, validation recall each epoch, and checkpoints (epoch_latest.pt, epoch{N}.pt, best.pt)
-// in the official layout. Data-parallel workers and exact mid-epoch resume build on this (training issue).
+// The fine-tuning loop of the official recipe: epochs of sampler batches, the cosine LR schedule, the official log
+// line, validation recall each epoch, and checkpoints (epoch_latest.pt, epoch{N}.pt, best.pt) in the official layout
+// with what an exact mid-epoch resume needs. Data-parallel: every rank runs this loop on its slice of each global
+// batch with the same collectives; rank 0 alone validates and writes the run folder.
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
@@ -9,6 +10,7 @@ using ChineseClip.Model;
 using ChineseClip.Model.Checkpoints;
 using ChineseClip.Model.Imaging;
 using ChineseClip.Model.Text;
+using ChineseClip.Training.Distributed;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -20,8 +22,11 @@ public sealed record ValidationResult(int Epoch, Recall TextToImage, Recall Imag
     public double MeanRecall => (TextToImage.Mean + ImageToText.Mean) / 2;
 }
 
-public sealed class Trainer(TrainOptions options, TextWriter log)
+public sealed class Trainer(TrainOptions options, TextWriter log, ICollectives? collectives = null)
 {
+    readonly ICollectives _group = collectives ?? new SingleProcess();
+    bool IsMaster => _group.Rank == 0;
+
     public string RunDir => Path.Combine(options.Logs, options.Name);
 
     /// <summary>Runs the whole schedule; returns the validation results (empty without val_data).</summary>
@@ -34,28 +39,34 @@ public sealed class Trainer(TrainOptions options, TextWriter log)
             throw new InvalidDataException($"{options.Vocab}: {tokenizer.VocabSize} tokens, but {config.Name} has vocab_size {config.VocabSize}");
         var transform = new ImageTransform(config.ImageResolution);
         var train = LoadSplit(options.TrainData, "train", transform, tokenizer);
-        var valid = options.ValData is null ? null : LoadSplit(options.ValData, "valid", transform, tokenizer);
+        var valid = options.ValData is null || !IsMaster ? null : LoadSplit(options.ValData, "valid", transform, tokenizer);
 
         torch.manual_seed(options.Seed);
         using var model = new ClipModel(config);
+        if (_group.WorldSize > 1)
+        {
+            GradientSync.BroadcastWeights(model, _group);
+            torch.manual_seed(options.Seed + _group.Rank); // each rank its own dropout masks
+        }
         if (options.FreezeVision)
             foreach (var p in model.Visual.parameters()) p.requires_grad = false;
         var defaults = AdamWSettings.OfficialFor(config, options.Lr, options.Wd);
         var settings = defaults with { Beta1 = options.Beta1 ?? defaults.Beta1, Beta2 = options.Beta2 ?? defaults.Beta2, Eps = options.Eps ?? defaults.Eps };
         using var optimizer = OptimizerFactory.CreateAdamW(model, settings);
 
-        var sampler = new EpochSampler(train.Count, options.BatchSize, worldSize: 1, rank: 0, options.Seed);
+        var sampler = new EpochSampler(train.Count, options.BatchSize, _group.WorldSize, _group.Rank, options.Seed);
+        int globalBatch = options.BatchSize * options.AccumFreq * _group.WorldSize;
         int stepsPerEpoch = sampler.BatchesPerEpoch / options.AccumFreq;
         if (stepsPerEpoch == 0)
             throw new InvalidDataException($"{options.TrainData}: {sampler.BatchesPerEpoch} batch(es) per epoch is fewer than accum_freq {options.AccumFreq}");
         int totalSteps = stepsPerEpoch * options.MaxEpochs;
         var (startEpoch, step, best) = options.Resume is null ? (0, 0, double.NegativeInfinity) : Resume(model, optimizer, stepsPerEpoch);
         var schedule = new LrSchedule(options.Lr, options.Warmup, totalSteps);
-        Directory.CreateDirectory(RunDir);
         string checkpoints = Path.Combine(RunDir, "checkpoints");
-        Directory.CreateDirectory(checkpoints);
-        using var metrics = new StreamWriter(Path.Combine(RunDir, "metrics.jsonl"), append: false) { AutoFlush = true };
-        log.WriteLine($"{config.Name}: {train.Count} training pairs, {stepsPerEpoch} steps per epoch, {totalSteps} steps; logs in {RunDir}");
+        if (IsMaster) Directory.CreateDirectory(checkpoints);
+        using var metrics = IsMaster ? new StreamWriter(Path.Combine(RunDir, "metrics.jsonl"), append: false) { AutoFlush = true } : StreamWriter.Null;
+        log.WriteLine($"{config.Name}: {train.Count} training pairs, {stepsPerEpoch} steps per epoch, {totalSteps} steps" +
+            (_group.WorldSize > 1 ? $", rank {_group.Rank} of {_group.WorldSize}" : "") + $"; logs in {RunDir}");
 
         var results = new List<ValidationResult>();
         for (int epoch = startEpoch; epoch < options.MaxEpochs; epoch++)
@@ -76,20 +87,20 @@ public sealed class Trainer(TrainOptions options, TextWriter log)
                 {
                     var micro = batches.Select(train.Batch).ToList();
                     dataTime = dataWatch.Elapsed.TotalSeconds;
-                    result = TrainStep.RunAccumulated(model, optimizer, micro);
+                    result = TrainStep.RunAccumulated(model, optimizer, micro, _group);
                     batchTime = dataWatch.Elapsed.TotalSeconds;
                 }
                 step++;
                 batchIndex++;
                 if (step % options.LogInterval == 0 || batchIndex == stepsPerEpoch)
                 {
-                    int seen = batchIndex * options.BatchSize * options.AccumFreq;
+                    int seen = batchIndex * globalBatch;
                     log.WriteLine(string.Create(CultureInfo.InvariantCulture,
                         $"Global Steps: {step}/{totalSteps} | Train Epoch: {epoch + 1} [{seen}/{sampler.PaddedSize} ({100.0 * seen / sampler.PaddedSize:F0}%)] | " +
                         $"Loss: {result.Loss:F6} | Image2Text Acc: {result.ImageToTextAccuracy * 100:F2} | Text2Image Acc: {result.TextToImageAccuracy * 100:F2} | " +
                         $"Data Time: {dataTime:F3}s | Batch Time: {batchTime:F3}s (compute {batchTime - dataTime - result.AllReduceSeconds:F3}s, " +
                         $"all-reduce {result.AllReduceSeconds:F3}s) | LR: {lr:F6} | logit_scale: {result.LogitScale:F3} | " +
-                        $"Global Batch Size: {options.BatchSize * options.AccumFreq} | {options.BatchSize * options.AccumFreq / batchTime:F1} samples/s"));
+                        $"Global Batch Size: {globalBatch} | {globalBatch / batchTime:F1} samples/s"));
                     metrics.WriteLine(JsonSerializer.Serialize(new
                     {
                         type = "train", step, epoch = epoch + 1, loss = result.Loss, i2t_acc = result.ImageToTextAccuracy,
@@ -120,6 +131,7 @@ public sealed class Trainer(TrainOptions options, TextWriter log)
             bool isBest = validation is not null && validation.MeanRecall > best;
             if (isBest) best = validation!.MeanRecall;
             Save(Path.Combine(checkpoints, $"epoch{epoch + 1}.pt"), model, optimizer, epoch + 1, step, best);
+            if (!IsMaster) continue;
             File.Copy(Path.Combine(checkpoints, $"epoch{epoch + 1}.pt"), Path.Combine(checkpoints, "epoch_latest.pt.tmp"), overwrite: true);
             File.Move(Path.Combine(checkpoints, "epoch_latest.pt.tmp"), Path.Combine(checkpoints, "epoch_latest.pt"), overwrite: true);
             if (isBest)
@@ -138,6 +150,7 @@ public sealed class Trainer(TrainOptions options, TextWriter log)
     }
 
     const string RngStateKey = "rng_state";
+    const string RankRngStatesKey = "rank_rng_states";
     const string BestKey = "best_mean_recall";
 
     /// <summary>The official layout plus what an exact resume needs: AdamW moments (torch's state_dict layout), the
@@ -145,12 +158,17 @@ public sealed class Trainer(TrainOptions options, TextWriter log)
     /// inside the epoch follows from "step".</summary>
     void Save(string path, ClipModel model, AdamW optimizer, int epoch, int step, double best)
     {
+        // Every rank's generator state goes into the checkpoint (a collective: all ranks are here); rank 0 writes it.
+        using Tensor rng = torch.get_rng_state();
+        Tensor[] rngStates = _group.AllGather(rng);
+        if (!IsMaster) return;
         var checkpoint = new OfficialCheckpoint
         {
             StateDict = model.state_dict(), Epoch = epoch, Step = step, Name = options.Name,
             Optimizer = OptimizerState.ToOfficial(optimizer),
         };
-        checkpoint.Extra[RngStateKey] = torch.get_rng_state();
+        checkpoint.Extra[RngStateKey] = rng;
+        if (_group.WorldSize > 1) checkpoint.Extra[RankRngStatesKey] = stack(rngStates);
         if (!double.IsNegativeInfinity(best)) checkpoint.Extra[BestKey] = best;
         checkpoint.Save(path);
     }
@@ -183,7 +201,10 @@ public sealed class Trainer(TrainOptions options, TextWriter log)
         if (offset < 0 || offset > stepsPerEpoch)
             throw new InvalidDataException($"{path}: epoch {epoch}, step {step} does not fit {stepsPerEpoch} steps per epoch " +
                 "(another dataset or batch size?); set reset_data_offset to start at epoch 0");
-        if (checkpoint.Extra.TryGetValue(RngStateKey, out object? rng) && rng is Tensor rngState) torch.set_rng_state(rngState);
+        if (checkpoint.Extra.TryGetValue(RankRngStatesKey, out object? ranks) && ranks is Tensor states && states.shape[0] == _group.WorldSize)
+            torch.set_rng_state(states[_group.Rank]);
+        else if (checkpoint.Extra.TryGetValue(RngStateKey, out object? rng) && rng is Tensor rngState && _group.WorldSize == 1)
+            torch.set_rng_state(rngState);
         double best = checkpoint.Extra.TryGetValue(BestKey, out object? b) && b is double d ? d : double.NegativeInfinity;
         log.WriteLine($"resuming from {path}: epoch {epoch + 1}, global step {step} ({offset} of {stepsPerEpoch} steps of the epoch done)");
         return (epoch, step, best);

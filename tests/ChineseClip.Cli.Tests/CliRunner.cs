@@ -17,4 +17,18 @@ public static class CliRunner
         int code = CliApp.Run(args, new CliIO(new StringReader(stdin), output, error));
         return new Result(code, output.ToString(), error.ToString());
     }
+
+    /// <summary>Runs cnclip as its own process (for runs that must not share torch's process-wide state with other tests).</summary>
+    public static Result RunProcess(params string[] args)
+    {
+        var start = ChineseClip.Cli.Launching.LocalRanks.SelfStartInfo();
+        foreach (string a in args) start.ArgumentList.Add(a);
+        start.RedirectStandardOutput = start.RedirectStandardError = true;
+        using var process = System.Diagnostics.Process.Start(start)!;
+        var error = process.StandardError.ReadToEndAsync();
+        string output = process.StandardOutput.ReadToEnd();
+        if (!process.WaitForExit(TimeSpan.FromMinutes(5))) process.Kill(entireProcessTree: true);
+        process.WaitForExit();
+        return new Result(process.ExitCode, output, error.Result);
+    }
 }

@@ -1,6 +1,9 @@
-// cnclip train --config FILE: fine-tune with the official recipe on this machine (one process for now).
+// cnclip train --config FILE [--nproc N]: fine-tune with the official recipe on this machine, in one process or in N
+// data-parallel worker processes joined by the ring collectives (the torchrun of this project).
 using System.CommandLine;
+using ChineseClip.Cli.Launching;
 using ChineseClip.Training;
+using ChineseClip.Training.Distributed;
 
 namespace ChineseClip.Cli.Commands;
 
@@ -10,15 +13,56 @@ public static class TrainCommand
     {
         var config = new Option<FileInfo>("--config")
         {
-            Description = "JSON file with the official training arguments (train_data, val_data, arch, vocab, resume, batch_size, lr, wd, warmup, max_epochs, ...)",
+            Description = "JSON or YAML file with the official training arguments (train_data, val_data, arch, vocab, resume, batch_size, lr, wd, warmup, max_epochs, ...)",
             Required = true,
         };
-        var command = new Command("train", "Fine-tune Chinese-CLIP with the official recipe; checkpoints in LOGS/NAME/checkpoints.") { config };
+        var nproc = new Option<int>("--nproc")
+        {
+            Description = "data-parallel worker processes on this machine; batch_size is per process and threads is shared among them",
+            DefaultValueFactory = _ => 1,
+        };
+        var transport = new Option<RingTransport>("--transport")
+        {
+            Description = "what carries the ring's bytes between processes: tcp or grpc (HTTP/2 streams)",
+            DefaultValueFactory = _ => RingTransport.Tcp,
+        };
+        var rank = new Option<int?>("--rank") { Hidden = true };
+        var worldSize = new Option<int>("--world-size") { Hidden = true };
+        var rendezvous = new Option<string?>("--rendezvous") { Hidden = true };
+        var threads = new Option<int?>("--threads") { Hidden = true };
+        var command = new Command("train", "Fine-tune Chinese-CLIP with the official recipe; checkpoints in LOGS/NAME/checkpoints.")
+        {
+            config, nproc, transport, rank, worldSize, rendezvous, threads,
+        };
         command.SetAction(r => CliApp.Guard(io, () =>
         {
-            var options = TrainOptions.Load(r.GetValue(config)!.FullName);
-            var results = new Trainer(options, io.Out).Run();
-            return ExitCodes.Success;
+            string path = r.GetValue(config)!.FullName;
+            var options = TrainOptions.Load(path);
+            if (r.GetValue(threads) is int t) options = options with { Threads = t };
+            var via = r.GetValue(transport);
+            if (r.GetValue(rank) is int me)
+            {
+                string dir = r.GetValue(rendezvous) ?? throw new CliException("--rendezvous is required with --rank");
+                using var ring = RingCollectives.Connect(me, r.GetValue(worldSize), new FileRendezvous(dir),
+                    new RingOptions { Transport = via, Group = Path.GetFileName(dir) });
+                new Trainer(options, io.Out, ring).Run();
+                return ExitCodes.Success;
+            }
+            int n = r.GetValue(nproc);
+            if (n < 1) throw new CliException($"--nproc {n}: must be at least 1");
+            if (n == 1)
+            {
+                new Trainer(options, io.Out).Run();
+                return ExitCodes.Success;
+            }
+            int perRank = Math.Max(1, options.Threads / n);
+            string runDir = Path.Combine(options.Logs, options.Name);
+            io.Out.WriteLine($"starting {n} worker processes ({perRank} thread(s) each, {via} ring); each rank's output in {runDir}/rank{{r}}.log");
+            return LocalRanks.Run(n, (i, dir) =>
+            [
+                "train", "--config", path, "--transport", $"{via}", "--rank", $"{i}", "--world-size", $"{n}", "--rendezvous", dir,
+                "--threads", $"{perRank}",
+            ], io, runDir);
         }));
         return command;
     }
