@@ -1,4 +1,71 @@
-// The cluster, declared. Resources (redis, coordinator, workers, preprocessors) arrive with the cluster issue.
+// The cluster, declared: redis (a container where a container engine answers, else redis-server as an executable),
+// the coordinator, N training workers (cuda:i per worker when Cluster:Gpus is set, else cpu), and, unless
+// Cluster:Demo is false, the embedded demo: demo data, then its three-stage schedule submitted by `cnclip submit`.
+using System.Diagnostics;
+using ChineseClip.AppHost;
+
 var builder = DistributedApplication.CreateBuilder(args);
+var config = builder.Configuration;
+int workers = Setting("Cluster:Workers", 2);
+int gpus = Setting("Cluster:Gpus", 0);
+bool demo = !string.Equals(config["Cluster:Demo"], "false", StringComparison.OrdinalIgnoreCase);
+string runs = Path.GetFullPath(config["Cluster:RunsDirectory"] ?? Path.Combine(builder.AppHostDirectory, "..", "runs"));
+string redisMode = config["Cluster:Redis"] ?? "auto";
+string threadsPerWorker = Setting("Cluster:ThreadsPerWorker", Math.Max(1, Environment.ProcessorCount / Math.Max(1, workers))).ToString();
+
+IResourceBuilder<IResourceWithConnectionString> redis = redisMode == "container" || (redisMode == "auto" && ContainerEngineAnswers())
+    ? builder.AddRedis("redis")
+    : builder.AddRedisServer("redis", Path.Combine(runs, ".redis"));
+
+var coordinator = builder.AddProject<Projects.ChineseClip_Coordinator>("coordinator")
+    .WithReference(redis).WaitFor(redis)
+    .WithEnvironment("Coordinator__RunsDirectory", runs)
+    .WithEnvironment("Coordinator__Token", config["Cluster:Token"] ?? "");
+
+for (int i = 0; i < workers; i++)
+{
+    string name = $"worker-{i}", device = i < gpus ? $"cuda:{i}" : "cpu";
+    builder.AddProject<Projects.ChineseClip_Worker>(name)
+        .WithReference(coordinator).WaitFor(coordinator)
+        .WithEnvironment("Worker__Name", name)
+        .WithEnvironment("Worker__Device", device)
+        .WithEnvironment("Worker__Threads", threadsPerWorker)
+        .WithEnvironment("Worker__Token", config["Cluster:Token"] ?? "");
+}
+
+if (demo)
+{
+    string demoData = Path.Combine(runs, "demo-data");
+    var data = builder.AddProject<Projects.ChineseClip_Cli>("demo-data")
+        .WithArgs("make-demo-data", "--output", demoData);
+    builder.AddProject<Projects.ChineseClip_Cli>("demo-submit")
+        .WithArgs("submit", Path.Combine(demoData, "demo-schedule.yaml"))
+        .WithEnvironment("CNCLIP_COORDINATOR", coordinator.GetEndpoint("grpc"))
+        .WithEnvironment("CNCLIP_TOKEN", config["Cluster:Token"] ?? "")
+        .WaitForCompletion(data).WaitFor(coordinator);
+}
 
 builder.Build().Run();
+
+int Setting(string key, int fallback)
+{
+    string? text = config[key];
+    if (text is null) return fallback;
+    return int.TryParse(text, out int value) && value >= 0 ? value : throw new InvalidOperationException($"{key}: '{text}' is not a whole number");
+}
+
+// `docker info` answers only when an engine runs; a CLI without a daemon fails fast.
+static bool ContainerEngineAnswers()
+{
+    try
+    {
+        using var docker = Process.Start(new ProcessStartInfo("docker", "info") { RedirectStandardOutput = true, RedirectStandardError = true });
+        if (docker is null) return false;
+        if (!docker.WaitForExit(TimeSpan.FromSeconds(10))) { docker.Kill(); return false; }
+        return docker.ExitCode == 0;
+    }
+    catch (System.ComponentModel.Win32Exception)
+    {
+        return false; // no docker CLI at all
+    }
+}

@@ -43,7 +43,7 @@ public sealed record TrainOptions
     /// <summary>Train the text tower only: image tower weights and BatchNorm statistics stay as loaded.</summary>
     public bool FreezeVision { get; init; }
 
-    static readonly Dictionary<string, string> Known = new()
+    internal static readonly Dictionary<string, string> Known = new()
     {
         ["train_data"] = nameof(TrainData), ["val_data"] = nameof(ValData), ["arch"] = nameof(Arch), ["vocab"] = nameof(Vocab),
         ["resume"] = nameof(Resume), ["logs"] = nameof(Logs), ["name"] = nameof(Name), ["batch_size"] = nameof(BatchSize),
@@ -72,6 +72,14 @@ public sealed record TrainOptions
         {
             throw new InvalidDataException($"{path}: invalid {(yaml ? "YAML" : "JSON")}: {e.Message}");
         }
+        return FromJson(o, path, Path.GetDirectoryName(Path.GetFullPath(path))!);
+    }
+
+    /// <summary>Binds a JSON object of official argument names (a stage assignment, or a loaded config file).
+    /// <paramref name="source"/> names it in errors; relative paths are taken relative to <paramref name="baseDirectory"/>.</summary>
+    public static TrainOptions FromJson(JsonObject o, string source, string baseDirectory)
+    {
+        string path = source, dir = baseDirectory;
         // The official script names the towers separately.
         if (o["vision_model"] is JsonNode v && o["text_model"] is JsonNode t && o["arch"] is null)
         {
@@ -86,7 +94,6 @@ public sealed record TrainOptions
             if (!Known.TryGetValue(k, out string? property)) throw new InvalidDataException($"{path}: unknown key '{key}'");
             normalized[property] = value?.DeepClone();
         }
-        string dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
         TrainOptions options;
         try
         {

@@ -22,15 +22,23 @@ public sealed record ValidationResult(int Epoch, Recall TextToImage, Recall Imag
     public double MeanRecall => (TextToImage.Mean + ImageToText.Mean) / 2;
 }
 
+/// <summary>What a running stage reports (a worker forwards it to the coordinator): after each logged step, and
+/// with <see cref="Validation"/> set after each validation.</summary>
+public sealed record TrainProgress(int Epoch, int Epochs, long Step, long Steps, double Loss, double Lr, double SamplesPerSecond,
+    double DataSeconds, double ComputeSeconds, double AllReduceSeconds, double EtaSeconds, ValidationResult? Validation = null);
+
 public sealed class Trainer(TrainOptions options, TextWriter log, ICollectives? collectives = null)
 {
+    /// <summary>Called on rank 0 after each logged step and each validation.</summary>
+    public Action<TrainProgress>? OnProgress { get; init; }
+
     readonly ICollectives _group = collectives ?? new SingleProcess();
     bool IsMaster => _group.Rank == 0;
 
     public string RunDir => Path.Combine(options.Logs, options.Name);
 
     /// <summary>Runs the whole schedule; returns the validation results (empty without val_data).</summary>
-    public IReadOnlyList<ValidationResult> Run()
+    public IReadOnlyList<ValidationResult> Run(CancellationToken cancel = default)
     {
         torch.set_num_threads(options.Threads);
         ClipConfig config = Architectures.Resolve(options.Arch);
@@ -69,6 +77,9 @@ public sealed class Trainer(TrainOptions options, TextWriter log, ICollectives? 
             (_group.WorldSize > 1 ? $", rank {_group.Rank} of {_group.WorldSize}" : "") + $"; logs in {RunDir}");
 
         var results = new List<ValidationResult>();
+        var runWatch = Stopwatch.StartNew();
+        int firstStep = step;
+        TrainProgress? last = null;
         for (int epoch = startEpoch; epoch < options.MaxEpochs; epoch++)
         {
             model.train();
@@ -79,6 +90,7 @@ public sealed class Trainer(TrainOptions options, TextWriter log, ICollectives? 
             foreach (int[][] batches in sampler.Batches(epoch, skipBatches: batchIndex * options.AccumFreq)
                 .Take((stepsPerEpoch - batchIndex) * options.AccumFreq).Chunk(options.AccumFreq))
             {
+                cancel.ThrowIfCancellationRequested();
                 double lr = schedule.At(step);
                 foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
                 StepResult result;
@@ -101,6 +113,10 @@ public sealed class Trainer(TrainOptions options, TextWriter log, ICollectives? 
                         $"Data Time: {dataTime:F3}s | Batch Time: {batchTime:F3}s (compute {batchTime - dataTime - result.AllReduceSeconds:F3}s, " +
                         $"all-reduce {result.AllReduceSeconds:F3}s) | LR: {lr:F6} | logit_scale: {result.LogitScale:F3} | " +
                         $"Global Batch Size: {globalBatch} | {globalBatch / batchTime:F1} samples/s"));
+                    double eta = runWatch.Elapsed.TotalSeconds / (step - firstStep) * (totalSteps - step);
+                    last = new TrainProgress(epoch + 1, options.MaxEpochs, step, totalSteps, result.Loss, lr, globalBatch / batchTime,
+                        dataTime, batchTime - dataTime - result.AllReduceSeconds, result.AllReduceSeconds, eta);
+                    if (IsMaster) OnProgress?.Invoke(last);
                     metrics.WriteLine(JsonSerializer.Serialize(new
                     {
                         type = "train", step, epoch = epoch + 1, loss = result.Loss, i2t_acc = result.ImageToTextAccuracy,
@@ -121,6 +137,7 @@ public sealed class Trainer(TrainOptions options, TextWriter log, ICollectives? 
                 log.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"Validation epoch {epoch + 1}: text->image R@1/5/10 {validation.TextToImage.R1:F2}/{validation.TextToImage.R5:F2}/{validation.TextToImage.R10:F2}, " +
                     $"image->text R@1/5/10 {validation.ImageToText.R1:F2}/{validation.ImageToText.R5:F2}/{validation.ImageToText.R10:F2}, mean recall {validation.MeanRecall:F2}"));
+                if (last is not null) OnProgress?.Invoke(last with { Validation = validation });
                 metrics.WriteLine(JsonSerializer.Serialize(new
                 {
                     type = "valid", step, epoch = epoch + 1, t2i = validation.TextToImage, i2t = validation.ImageToText,

@@ -98,6 +98,26 @@ public static class DemoDataGenerator
                 $"logs: runs\nname: stage{stage + 1}\nbatch_size: 64\nvalid_batch_size: 100\ncontext_length: 32\n" +
                 $"lr: {(stage == 0 ? "0.002" : "0.0005")}\nwd: 0.001\nwarmup: 20\nmax_epochs: {(stage == 0 ? 40 : 15)}\nlog_interval: 50\n");
         }
+        WriteClusterSchedule(outputDir);
+    }
+
+    // The same plan as one schedule for the cluster (`cnclip submit demo-schedule.yaml`), shorter so that the AppHost's
+    // embedded demo ends within minutes. Paths are absolute: the coordinator and workers resolve them, not the client.
+    static void WriteClusterSchedule(string outputDir)
+    {
+        string root = Path.GetFullPath(outputDir);
+        var yaml = new StringBuilder("# The demo plan as one cluster schedule: cnclip submit demo-schedule.yaml\nname: demo\nstages:\n");
+        for (int stage = 0; stage < 3; stage++)
+        {
+            string data = Path.Combine(root, Datasets[stage]);
+            yaml.Append($"  - name: {Datasets[stage]}\n    train_data: {data}\n    val_data: {data}\n")
+                .Append($"    arch: {Path.Combine(root, "tiny-arch.json")}\n    vocab: {Path.Combine(root, "vocab.txt")}\n")
+                .Append($"    init: {(stage == 0 ? "scratch" : "best-of-previous")}\n    hyperparameters:\n")
+                .Append($"      batch_size: \"32\"\n      valid_batch_size: \"100\"\n      context_length: \"32\"\n")
+                .Append($"      lr: \"{(stage == 0 ? "0.002" : "0.0005")}\"\n      warmup: \"20\"\n      max_epochs: \"{(stage == 0 ? 20 : 6)}\"\n")
+                .Append("      log_interval: \"10\"\n");
+        }
+        File.WriteAllText(Path.Combine(outputDir, "demo-schedule.yaml"), yaml.ToString());
     }
 
     static DemoSplitSummary WriteSplit(string dir, string dataset, int stage, int split, int count, Random random)

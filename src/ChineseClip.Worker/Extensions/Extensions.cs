@@ -1,0 +1,60 @@
+// The worker's wiring: options, the coordinator channel (h2c, no HTTP resilience handler: Join is a stream that lives
+// as long as the worker), and the hosted service that joins and trains.
+using ChineseClip.Contracts.Coordinator;
+using Grpc.Core;
+using Grpc.Core.Interceptors;
+using Grpc.Net.Client;
+using Microsoft.Extensions.Options;
+
+namespace ChineseClip.Worker.Extensions;
+
+public sealed class WorkerOptions
+{
+    /// <summary>Unique in the cluster; default: WORKER_NAME, else host-pid.</summary>
+    public string Name { get; set; } = Environment.GetEnvironmentVariable("WORKER_NAME") ?? $"{Environment.MachineName}-{Environment.ProcessId}";
+    /// <summary>"cpu" or "cuda:i".</summary>
+    public string Device { get; set; } = "cpu";
+    /// <summary>The address this worker's ring listens on and others dial.</summary>
+    public string RingHost { get; set; } = "127.0.0.1";
+    /// <summary>Intra-op CPU threads for training, unless a stage sets threads itself.</summary>
+    public int Threads { get; set; } = Environment.ProcessorCount;
+    /// <summary>The coordinator's gRPC address; default: what Aspire injects, else http://127.0.0.1:5290.</summary>
+    public string? Coordinator { get; set; }
+    /// <summary>The cluster token, sent as "cnclip-token" when set.</summary>
+    public string Token { get; set; } = "";
+}
+
+public static class Extensions
+{
+    public static IHostApplicationBuilder AddWorker(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddOptions<WorkerOptions>().Bind(builder.Configuration.GetSection("Worker"))
+            .Validate(o => o.Threads >= 1, "Worker:Threads must be at least 1")
+            .Validate(o => !string.IsNullOrWhiteSpace(o.Name), "Worker:Name must be set").ValidateOnStart();
+        builder.Services.AddSingleton(services =>
+        {
+            var options = services.GetRequiredService<IOptions<WorkerOptions>>().Value;
+            var config = services.GetRequiredService<IConfiguration>();
+            string address = options.Coordinator ?? config["services:coordinator:grpc:0"] ?? "http://127.0.0.1:5290";
+            var channel = GrpcChannel.ForAddress(address, new GrpcChannelOptions
+            {
+                HttpHandler = new SocketsHttpHandler
+                {
+                    ConnectTimeout = TimeSpan.FromSeconds(10),
+                    KeepAlivePingDelay = TimeSpan.FromSeconds(20),
+                    KeepAlivePingTimeout = TimeSpan.FromSeconds(20),
+                    KeepAlivePingPolicy = HttpKeepAlivePingPolicy.Always,
+                },
+            });
+            var invoker = options.Token.Length == 0 ? channel.CreateCallInvoker()
+                : channel.CreateCallInvoker().Intercept(metadata =>
+                {
+                    metadata.Add("cnclip-token", options.Token);
+                    return metadata;
+                });
+            return new Coordinator.CoordinatorClient(invoker);
+        });
+        builder.Services.AddHostedService<WorkerService>();
+        return builder;
+    }
+}

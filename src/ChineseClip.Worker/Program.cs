@@ -1,0 +1,13 @@
+using ChineseClip.Model.Runtime;
+using ChineseClip.Worker.Extensions;
+
+if (NativeAllocator.ReexecWithJemallocIfAvailable(args) is int childExit) return childExit;
+
+var builder = WebApplication.CreateBuilder(args);
+builder.AddServiceDefaults();
+builder.AddWorker();
+
+var app = builder.Build();
+app.MapDefaultEndpoints();
+app.Run();
+return 0;

@@ -1,0 +1,197 @@
+// Joins the coordinator and trains what it is given, one stage run at a time; reconnects when the coordinator goes
+// away (saying which run it is still in, so a restarted coordinator can follow it) and keeps training meanwhile.
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using ChineseClip.Contracts.Coordinator;
+using ChineseClip.Training;
+using ChineseClip.Training.Distributed;
+using ChineseClip.Worker.Extensions;
+using Grpc.Core;
+using Microsoft.Extensions.Options;
+
+namespace ChineseClip.Worker;
+
+public sealed class WorkerService(Coordinator.CoordinatorClient coordinator, IOptions<WorkerOptions> options, ILogger<WorkerService> log)
+    : BackgroundService
+{
+    static readonly ActivitySource Source = new("ChineseClip.Worker");
+    readonly WorkerOptions _options = options.Value;
+    readonly object _lock = new();
+    (string RunId, CancellationTokenSource Cancel, Task Task)? _current;
+
+    protected override async Task ExecuteAsync(CancellationToken stop)
+    {
+        log.LogInformation("Worker {Name} ({Device}, {Threads} threads) joining the coordinator", _options.Name, _options.Device, _options.Threads);
+        while (!stop.IsCancellationRequested)
+        {
+            try
+            {
+                string busy;
+                lock (_lock) busy = _current is { Task.IsCompleted: false } c ? c.RunId : "";
+                var info = new WorkerInfo { Name = _options.Name, Device = _options.Device, RingHost = _options.RingHost, BusyWith = busy };
+                using var call = coordinator.Join(new JoinRequest { Worker = info }, cancellationToken: stop);
+                await foreach (var command in call.ResponseStream.ReadAllAsync(stop))
+                {
+                    if (command.RunStage is { } assignment) Start(assignment);
+                    else if (command.CancelStage is { } cancel) Cancel(cancel.RunId);
+                }
+                log.LogWarning("The coordinator closed the Join stream; rejoining");
+            }
+            catch (RpcException e) when (!stop.IsCancellationRequested)
+            {
+                log.LogWarning("Coordinator unreachable ({Status}: {Detail}); retrying in 2 s", e.StatusCode, e.Status.Detail);
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                break;
+            }
+            try { await Task.Delay(TimeSpan.FromSeconds(2), stop); } catch (OperationCanceledException) { break; }
+        }
+        lock (_lock) _current?.Cancel.Cancel();
+    }
+
+    void Start(StageAssignment assignment)
+    {
+        lock (_lock)
+        {
+            if (_current is { Task.IsCompleted: false } running)
+            {
+                if (running.RunId == assignment.RunId) return;
+                log.LogError("Assigned run {New} while still in run {Old}; refusing", assignment.RunId, running.RunId);
+                _ = Report(new StageEndReport { RunId = assignment.RunId, Rank = assignment.Rank, Succeeded = false, Error = $"worker {_options.Name} is busy with {running.RunId}" });
+                return;
+            }
+            var cancel = new CancellationTokenSource();
+            // Training is CPU-bound and synchronous (TorchSharp): its own thread, not the thread pool.
+            var task = Task.Factory.StartNew(() => Train(assignment, cancel.Token), TaskCreationOptions.LongRunning).Unwrap();
+            _current = (assignment.RunId, cancel, task);
+        }
+    }
+
+    void Cancel(string runId)
+    {
+        lock (_lock)
+        {
+            if (_current is { } c && c.RunId == runId)
+            {
+                log.LogInformation("Cancelling run {Run}", runId);
+                c.Cancel.Cancel();
+            }
+        }
+    }
+
+    async Task Train(StageAssignment a, CancellationToken cancel)
+    {
+        using var span = Source.StartActivity("train stage");
+        span?.SetTag("cnclip.run", a.RunId);
+        span?.SetTag("cnclip.rank", a.Rank);
+        span?.SetTag("cnclip.world_size", a.WorldSize);
+        var report = new StageEndReport { RunId = a.RunId, Rank = a.Rank };
+        try
+        {
+            var json = JsonNode.Parse(a.TrainOptionsJson)!.AsObject();
+            if (!json.ContainsKey("threads")) json["threads"] = _options.Threads;
+            var trainOptions = TrainOptions.FromJson(json, $"run {a.RunId}", Environment.CurrentDirectory);
+            log.LogInformation("Run {Run}: rank {Rank} of {World}, training {Data} into {Dir}", a.RunId, a.Rank, a.WorldSize, trainOptions.TrainData,
+                Path.Combine(trainOptions.Logs, trainOptions.Name));
+            using ICollectives group = a.WorldSize > 1
+                ? RingCollectives.Connect(a.Rank, a.WorldSize, new CoordinatorRendezvous(coordinator, a.RunId, cancel),
+                    new RingOptions { Group = a.RunId, ListenHost = _options.RingHost })
+                : new SingleProcess();
+            using var writer = new LogWriter(log);
+            var lastReport = Stopwatch.StartNew();
+            var trainer = new Trainer(trainOptions, writer, group)
+            {
+                OnProgress = p =>
+                {
+                    // One report a second at most, but always the ones with validation results.
+                    if (p.Validation is null && lastReport.Elapsed < TimeSpan.FromSeconds(1) && p.Step != p.Steps) return;
+                    lastReport.Restart();
+                    _ = ReportProgress(a, p);
+                },
+            };
+            trainer.Run(cancel);
+            string checkpoints = Path.Combine(trainer.RunDir, "checkpoints");
+            report.Succeeded = true;
+            report.BestCheckpoint = File.Exists(Path.Combine(checkpoints, "best.pt")) ? Path.Combine(checkpoints, "best.pt") : "";
+            report.LastCheckpoint = Path.Combine(checkpoints, "epoch_latest.pt");
+            log.LogInformation("Run {Run}: rank {Rank} done", a.RunId, a.Rank);
+        }
+        catch (OperationCanceledException)
+        {
+            report.Error = "cancelled";
+            log.LogInformation("Run {Run}: cancelled", a.RunId);
+        }
+        catch (Exception e)
+        {
+            report.Error = $"{e.GetType().Name}: {e.Message.ReplaceLineEndings(" | ")}";
+            span?.SetStatus(ActivityStatusCode.Error, report.Error);
+            log.LogError("Run {Run}: rank {Rank} failed: {Error}", a.RunId, a.Rank, report.Error);
+        }
+        await Report(report);
+    }
+
+    async Task ReportProgress(StageAssignment a, TrainProgress p)
+    {
+        var progress = new Progress
+        {
+            Epoch = p.Epoch, Epochs = p.Epochs, Step = p.Step, Steps = p.Steps, Loss = p.Loss, Lr = p.Lr, SamplesPerSecond = p.SamplesPerSecond,
+            DataSeconds = p.DataSeconds, ComputeSeconds = p.ComputeSeconds, AllreduceSeconds = p.AllReduceSeconds, EtaSeconds = p.EtaSeconds,
+        };
+        if (p.Validation is { } v)
+        {
+            progress.T2IRecall.AddRange([v.TextToImage.R1, v.TextToImage.R5, v.TextToImage.R10]);
+            progress.I2TRecall.AddRange([v.ImageToText.R1, v.ImageToText.R5, v.ImageToText.R10]);
+            progress.MeanRecall = v.MeanRecall;
+        }
+        try
+        {
+            await coordinator.ReportProgressAsync(new ProgressReport { RunId = a.RunId, Rank = a.Rank, Progress = progress });
+        }
+        catch (RpcException e)
+        {
+            log.LogDebug("Progress report lost ({Status})", e.StatusCode); // the next one carries the news
+        }
+    }
+
+    // The end of a run must reach the coordinator (it decides what runs next): retry through coordinator restarts.
+    async Task Report(StageEndReport report)
+    {
+        for (int attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await coordinator.ReportStageEndAsync(report);
+                return;
+            }
+            catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded or StatusCode.Internal && attempt < 60)
+            {
+                await Task.Delay(TimeSpan.FromSeconds(2));
+            }
+            catch (RpcException e)
+            {
+                log.LogError("Could not report the end of run {Run}: {Status} {Detail}", report.RunId, e.StatusCode, e.Status.Detail);
+                return;
+            }
+        }
+    }
+
+    /// <summary>The trainer's log lines, as log records (so they reach the dashboard).</summary>
+    sealed class LogWriter(ILogger log) : StringWriter
+    {
+        public override void WriteLine(string? value) => log.LogInformation("{Line}", value);
+    }
+}
+
+/// <summary>The ring's rendezvous through the coordinator: every rank of the run gives its address and waits for all.</summary>
+sealed class CoordinatorRendezvous(Coordinator.CoordinatorClient coordinator, string runId, CancellationToken cancel) : IRendezvous
+{
+    public IReadOnlyList<string> Exchange(int rank, int worldSize, string address, TimeSpan timeout)
+    {
+        var response = coordinator.Rendezvous(new RendezvousRequest { RunId = runId, Rank = rank, Address = address },
+            deadline: DateTime.UtcNow + timeout, cancellationToken: cancel);
+        if (response.Addresses.Count != worldSize)
+            throw new InvalidOperationException($"run {runId}: the coordinator returned {response.Addresses.Count} addresses for {worldSize} ranks");
+        return response.Addresses;
+    }
+}

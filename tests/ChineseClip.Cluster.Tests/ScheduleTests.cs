@@ -1,0 +1,66 @@
+using ChineseClip.Contracts.Coordinator;
+using Grpc.Core;
+
+namespace ChineseClip.Cluster.Tests;
+
+[Collection("cluster")]
+public class ScheduleTests(ClusterFixture cluster)
+{
+    Stage DemoStage(string name, string dataset, StageInit init, int epochs) => new()
+    {
+        Name = name,
+        TrainData = Path.Combine(cluster.Demo, dataset),
+        ValData = Path.Combine(cluster.Demo, dataset),
+        Arch = Path.Combine(cluster.Demo, "tiny-arch.json"),
+        Vocab = Path.Combine(cluster.Demo, "vocab.txt"),
+        Init = init,
+        Hyperparameters = { ["batch_size"] = "16", ["max_epochs"] = $"{epochs}", ["lr"] = "0.002", ["warmup"] = "2", ["log_interval"] = "2" },
+    };
+
+    [Fact]
+    public async Task The_cluster_comes_up_with_both_cpu_workers_joined()
+    {
+        var workers = (await cluster.Client.ListWorkersAsync(new ListWorkersRequest())).Workers;
+        Assert.Equal(["worker-0", "worker-1"], workers.Select(w => w.Name).Order());
+        Assert.All(workers, w => Assert.Equal("cpu", w.Device));
+    }
+
+    [Fact]
+    public async Task An_invalid_schedule_is_refused_with_the_field_named()
+    {
+        var schedule = new Schedule { Name = "bad", Stages = { DemoStage("one", "stage1-muge", StageInit.InitScratch, 1) } };
+        schedule.Stages.Add(DemoStage("two", "stage2-flickr", StageInit.InitBestOfPrevious, 1));
+        schedule.Stages[1].Hyperparameters["lr"] = "fast";
+        var e = await Assert.ThrowsAsync<RpcException>(() => cluster.Client.SubmitScheduleAsync(new SubmitScheduleRequest { Schedule = schedule }).ResponseAsync);
+        Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
+        Assert.Equal("stages[1].hyperparameters.lr: 'fast' is not a number", e.Status.Detail);
+
+        schedule.Stages[1].Hyperparameters["lr"] = "0.001";
+        schedule.Stages[0].Init = StageInit.InitLastOfPrevious;
+        e = await Assert.ThrowsAsync<RpcException>(() => cluster.Client.SubmitScheduleAsync(new SubmitScheduleRequest { Schedule = schedule }).ResponseAsync);
+        Assert.Equal("stages[0].init: the first stage has no previous stage", e.Status.Detail);
+    }
+
+    [Fact]
+    public async Task A_two_stage_schedule_completes_on_both_workers_and_stage_two_starts_from_stage_ones_best_checkpoint()
+    {
+        var schedule = new Schedule { Name = "two stages" };
+        schedule.Stages.Add(DemoStage("muge", "stage1-muge", StageInit.InitScratch, 2));
+        schedule.Stages.Add(DemoStage("flickr", "stage2-flickr", StageInit.InitBestOfPrevious, 1));
+        var submitted = await cluster.Client.SubmitScheduleAsync(new SubmitScheduleRequest { Schedule = schedule });
+
+        var done = await cluster.WaitUntilOver(submitted.Id);
+        Assert.True(done.State == RunState.Succeeded, $"{done.State}: {done.Error}");
+        var (first, second) = (done.Stages[0], done.Stages[1]);
+        Assert.Equal(["worker-0", "worker-1"], first.Members);
+        Assert.Equal("", first.InitCheckpoint);
+        Assert.True(File.Exists(first.BestCheckpoint), first.BestCheckpoint);
+        Assert.Equal(first.BestCheckpoint, second.InitCheckpoint);
+        Assert.Equal("best checkpoint of stage 'muge'", second.InitFrom);
+        Assert.True(File.Exists(second.BestCheckpoint), second.BestCheckpoint);
+        Assert.Equal(second.Progress.Steps, second.Progress.Step);
+        Assert.True(second.Progress.Loss > 0);
+        Assert.Equal(3, second.Progress.T2IRecall.Count);
+        Assert.True(File.Exists(Path.Combine(second.RunDir, "checkpoints", "epoch1.pt")));
+    }
+}
