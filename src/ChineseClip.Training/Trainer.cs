@@ -72,7 +72,10 @@ public sealed class Trainer(TrainOptions options, TextWriter log, ICollectives? 
         var schedule = new LrSchedule(options.Lr, options.Warmup, totalSteps);
         string checkpoints = Path.Combine(RunDir, "checkpoints");
         if (IsMaster) Directory.CreateDirectory(checkpoints);
-        using var metrics = IsMaster ? new StreamWriter(Path.Combine(RunDir, "metrics.jsonl"), append: false) { AutoFlush = true } : StreamWriter.Null;
+        // A resumed run continues its metrics; a fresh one (or one reset to epoch 0) starts them anew.
+        bool continuing = options.Resume is not null && !options.ResetDataOffset;
+        using var metrics = IsMaster ? new StreamWriter(Path.Combine(RunDir, "metrics.jsonl"), append: continuing) { AutoFlush = true } : StreamWriter.Null;
+        if (continuing) metrics.WriteLine(JsonSerializer.Serialize(new { type = "resume", step, epoch = startEpoch + 1, from = options.Resume, world_size = _group.WorldSize }));
         log.WriteLine($"{config.Name}: {train.Count} training pairs, {stepsPerEpoch} steps per epoch, {totalSteps} steps" +
             (_group.WorldSize > 1 ? $", rank {_group.Rank} of {_group.WorldSize}" : "") + $"; logs in {RunDir}");
 

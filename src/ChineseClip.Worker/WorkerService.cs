@@ -28,7 +28,11 @@ public sealed class WorkerService(Coordinator.CoordinatorClient coordinator, IOp
             {
                 string busy;
                 lock (_lock) busy = _current is { Task.IsCompleted: false } c ? c.RunId : "";
-                var info = new WorkerInfo { Name = _options.Name, Device = _options.Device, RingHost = _options.RingHost, BusyWith = busy };
+                var info = new WorkerInfo
+                {
+                    Name = _options.Name, Device = _options.Device, RingHost = _options.RingHost, BusyWith = busy,
+                    Host = Environment.MachineName, Pid = Environment.ProcessId,
+                };
                 using var call = coordinator.Join(new JoinRequest { Worker = info }, cancellationToken: stop);
                 await foreach (var command in call.ResponseStream.ReadAllAsync(stop))
                 {
@@ -125,6 +129,9 @@ public sealed class WorkerService(Coordinator.CoordinatorClient coordinator, IOp
         catch (Exception e)
         {
             report.Error = $"{e.GetType().Name}: {e.Message.ReplaceLineEndings(" | ")}";
+            // A lost peer or a timeout is the cluster's trouble and worth another attempt; bad inputs are not.
+            report.Retryable = e is TimeoutException or RingMismatchException or RpcException
+                || (e is IOException && e is not FileNotFoundException and not DirectoryNotFoundException);
             span?.SetStatus(ActivityStatusCode.Error, report.Error);
             log.LogError("Run {Run}: rank {Rank} failed: {Error}", a.RunId, a.Rank, report.Error);
         }

@@ -1,8 +1,10 @@
 using Aspire.Hosting;
+using Aspire.Hosting.ApplicationModel;
 using Aspire.Hosting.Testing;
 using ChineseClip.Contracts.Coordinator;
 using ChineseClip.Data.Demo;
 using Grpc.Net.Client;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace ChineseClip.Cluster.Tests;
 
@@ -25,25 +27,65 @@ public sealed class ClusterFixture : IAsyncLifetime
             ["Cluster:Demo=false", $"Cluster:RunsDirectory={Path.Combine(Root, "runs")}", "Cluster:Workers=2", "Cluster:ThreadsPerWorker=1",
              "Cluster:Redis=executable"]);
         App = await builder.BuildAsync().WaitAsync(Patience);
+        CaptureLogs();
         await App.StartAsync().WaitAsync(Patience);
         await App.ResourceNotifications.WaitForResourceHealthyAsync("coordinator").WaitAsync(Patience);
         _channel = GrpcChannel.ForAddress(App.GetEndpoint("coordinator", "grpc"));
         Client = new Coordinator.CoordinatorClient(_channel);
-        var deadline = DateTime.UtcNow + Patience;
-        while ((await Client.ListWorkersAsync(new ListWorkersRequest())).Workers.Count < 2)
+        await WaitForWorkers(2);
+    }
+
+    /// <summary>Each resource's console output, in LogDirectory/{resource}.log: what to read when a test fails.</summary>
+    public static readonly string LogDirectory = Path.Combine(Path.GetTempPath(), "cnclip-cluster-logs");
+
+    void CaptureLogs()
+    {
+        Directory.CreateDirectory(LogDirectory);
+        var logs = App.Services.GetRequiredService<ResourceLoggerService>();
+        var model = App.Services.GetRequiredService<DistributedApplicationModel>();
+        foreach (var resource in model.Resources.Where(r => r is ProjectResource or ExecutableResource))
         {
-            if (DateTime.UtcNow > deadline) throw new TimeoutException("the two workers did not join the coordinator");
+            string path = Path.Combine(LogDirectory, $"{resource.Name}.log");
+            File.WriteAllText(path, "");
+            _ = Task.Run(async () =>
+            {
+                await foreach (var batch in logs.WatchAsync(resource))
+                    File.AppendAllLines(path, batch.Select(l => l.Content));
+            });
+        }
+    }
+
+    public async Task WaitForWorkers(int count)
+    {
+        var deadline = DateTime.UtcNow + Patience;
+        while (true)
+        {
+            try
+            {
+                var workers = (await Client.ListWorkersAsync(new ListWorkersRequest())).Workers;
+                if (workers.Count >= count && workers.All(w => w.BusyWith.Length == 0)) return;
+            }
+            catch (Grpc.Core.RpcException) { } // the coordinator may be restarting
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"{count} free workers did not join the coordinator");
             await Task.Delay(500);
         }
     }
 
     public async Task<ScheduleStatus> WaitUntilOver(string id)
     {
-        using var cancel = new CancellationTokenSource(Patience);
-        ScheduleStatus last = null!;
-        using var watch = Client.WatchSchedule(new GetScheduleRequest { Id = id }, cancellationToken: cancel.Token);
-        while (await watch.ResponseStream.MoveNext(cancel.Token)) last = watch.ResponseStream.Current;
-        return last;
+        // Polls rather than watches: a watch stream breaks when the coordinator restarts.
+        var deadline = DateTime.UtcNow + Patience;
+        while (DateTime.UtcNow < deadline)
+        {
+            try
+            {
+                var status = await Client.GetScheduleAsync(new GetScheduleRequest { Id = id });
+                if (status.State is RunState.Succeeded or RunState.Failed or RunState.Cancelled) return status;
+            }
+            catch (Grpc.Core.RpcException e) when (e.StatusCode == Grpc.Core.StatusCode.Unavailable) { }
+            await Task.Delay(500);
+        }
+        throw new TimeoutException($"schedule {id} did not end within {Patience.TotalMinutes} minutes");
     }
 
     public async Task DisposeAsync()

@@ -13,6 +13,8 @@ public sealed class CoordinatorOptions
     public string Token { get; set; } = "";
     /// <summary>How long ranks wait for each other at a stage's rendezvous.</summary>
     public TimeSpan RendezvousTimeout { get; set; } = TimeSpan.FromMinutes(5);
+    /// <summary>Attempts of one stage (the first and the recoveries after lost workers) before the schedule fails.</summary>
+    public int MaxAttempts { get; set; } = 5;
 }
 
 public static class Extensions

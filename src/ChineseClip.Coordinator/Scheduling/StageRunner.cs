@@ -12,10 +12,17 @@ using Microsoft.Extensions.Options;
 namespace ChineseClip.Coordinator.Scheduling;
 
 public sealed class StageRunner(ScheduleStore store, WorkerRegistry workers, RendezvousTable rendezvous, IOptions<CoordinatorOptions> options,
-    ILogger<StageRunner> log) : BackgroundService
+    IHostApplicationLifetime lifetime, ILogger<StageRunner> log) : BackgroundService
 {
     readonly SemaphoreSlim _wake = new(0);
     readonly ConcurrentDictionary<string, Activity> _spans = new();
+    // Ranks that reported success, by run; and since when a running stage's member has been out of sight.
+    readonly ConcurrentDictionary<string, ConcurrentDictionary<int, bool>> _finished = new();
+    readonly ConcurrentDictionary<string, DateTime> _missingSince = new();
+
+    /// <summary>How long a running stage waits for a member that is not connected (say, after a coordinator restart)
+    /// before it is re-formed without it.</summary>
+    public static readonly TimeSpan MemberGrace = TimeSpan.FromSeconds(30);
 
     public void Wake() => _wake.Release();
 
@@ -56,21 +63,67 @@ public sealed class StageRunner(ScheduleStore store, WorkerRegistry workers, Ren
         foreach (var schedule in store.All().Where(s => IsActive(s.State)))
         {
             int index = schedule.Stages.ToList().FindIndex(st => st.State != RunState.Succeeded);
-            if (index < 0 || schedule.Stages[index].State != RunState.Pending) continue;
-            var definition = schedule.Schedule.Stages[index];
+            if (index < 0) continue;
+            if (schedule.Stages[index].State == RunState.Running)
+            {
+                await CheckMembers(schedule, index);
+                continue;
+            }
+            if (schedule.Stages[index].State != RunState.Pending) continue;
             var free = workers.Free();
-            int need = definition.Workers > 0 ? definition.Workers : free.Count;
-            if (need == 0 || free.Count < need) continue;
+            int need = WorkersFor(schedule.Schedule.Stages[index], schedule.Stages[index], free.Count);
+            if (need == 0) continue;
             await StartStage(schedule, index, free.Take(need).ToList());
+        }
+    }
+
+    const int DefaultBatchSize = 128; // the official per-GPU default
+
+    static int PerWorkerBatch(Stage definition) =>
+        definition.Hyperparameters.TryGetValue("batch_size", out string? text) && int.TryParse(text, out int b) ? b : DefaultBatchSize;
+
+    /// <summary>How many of the free workers the stage takes now (0 = wait). A first start takes what the stage asks
+    /// for; an attempt after a recovery keeps the global batch, so it needs a worker count that divides it.</summary>
+    static int WorkersFor(Stage definition, StageStatus stage, int free)
+    {
+        int cap = definition.Workers > 0 ? definition.Workers : free;
+        if (stage.GlobalBatch == 0) return definition.Workers > 0 && free < definition.Workers ? 0 : cap;
+        for (int w = Math.Min(cap, free); w >= 1; w--)
+            if (stage.GlobalBatch % w == 0) return w;
+        return 0;
+    }
+
+    async Task CheckMembers(ScheduleStatus schedule, int index)
+    {
+        var stage = schedule.Stages[index];
+        string runId = $"{schedule.Id}/{index}/{stage.Attempt}";
+        var finished = _finished.GetValueOrDefault(runId);
+        for (int rank = 0; rank < stage.Members.Count; rank++)
+        {
+            string key = $"{runId}#{stage.Members[rank]}";
+            if (workers.Get(stage.Members[rank])?.RunId == runId || finished?.ContainsKey(rank) == true)
+            {
+                _missingSince.TryRemove(key, out _);
+                continue;
+            }
+            var since = _missingSince.GetOrAdd(key, DateTime.UtcNow);
+            if (DateTime.UtcNow - since > MemberGrace)
+            {
+                _missingSince.TryRemove(key, out _);
+                await RecoverStage(schedule.Id, index, runId, $"worker {stage.Members[rank]} (rank {rank}) did not come back within {MemberGrace.TotalSeconds:F0} s");
+                return;
+            }
         }
     }
 
     async Task StartStage(ScheduleStatus schedule, int index, IReadOnlyList<WorkerConnection> members)
     {
         var definition = schedule.Schedule.Stages[index];
-        int attempt = schedule.Stages[index].Attempt + 1;
+        var status = schedule.Stages[index];
+        int attempt = status.Attempt + 1;
         string runId = $"{schedule.Id}/{index}/{attempt}";
-        var (init, from) = InitFor(schedule, index);
+        int globalBatch = status.GlobalBatch > 0 ? status.GlobalBatch : PerWorkerBatch(definition) * members.Count;
+        var (init, from) = status.Attempt > 0 ? (status.InitCheckpoint, status.InitFrom) : InitFor(schedule, index);
         string logs = Path.GetFullPath(Path.Combine(options.Value.RunsDirectory, schedule.Id));
         string name = $"{index}-{definition.Name}";
 
@@ -80,15 +133,23 @@ public sealed class StageRunner(ScheduleStore store, WorkerRegistry workers, Ren
             ["logs"] = logs, ["name"] = name,
         };
         if (definition.ValData.Length > 0) train["val_data"] = definition.ValData;
-        if (init.Length > 0)
+        foreach (var (key, value) in definition.Hyperparameters)
+            if (TrainArguments.TryToJson(key, value, out string json, out _)) train[key] = JsonNode.Parse(json);
+        train["batch_size"] = globalBatch / members.Count;
+        if (status.ResumedFrom.Length > 0)
+        {
+            // After a recovery: the exact position (step, optimizer, schedule) of the newest checkpoint of this stage.
+            train["resume"] = status.ResumedFrom;
+            train["reset_data_offset"] = false;
+            train["reset_optimizer"] = false;
+        }
+        else if (init.Length > 0)
         {
             // As the official fine-tuning scripts start from a released checkpoint: weights only, at epoch 0.
             train["resume"] = init;
             train["reset_data_offset"] = true;
             train["reset_optimizer"] = true;
         }
-        foreach (var (key, value) in definition.Hyperparameters)
-            if (TrainArguments.TryToJson(key, value, out string json, out _)) train[key] = JsonNode.Parse(json);
 
         foreach (var m in members) m.RunId = runId;
         if (members.Count > 1) rendezvous.Open(runId, members.Count);
@@ -98,6 +159,7 @@ public sealed class StageRunner(ScheduleStore store, WorkerRegistry workers, Ren
             var st = s.Stages[index];
             st.State = RunState.Running;
             st.Attempt = attempt;
+            st.GlobalBatch = globalBatch;
             st.InitCheckpoint = init;
             st.InitFrom = from;
             st.RunDir = Path.Combine(logs, name);
@@ -190,10 +252,13 @@ public sealed class StageRunner(ScheduleStore store, WorkerRegistry workers, Ren
             w.RunId = null;
         bool current = stage.State == RunState.Running && $"{id}/{index}/{stage.Attempt}" == report.RunId;
         if (!current) return;
+        if (report.Succeeded) _finished.GetOrAdd(report.RunId, _ => new())[report.Rank] = true;
         if (!report.Succeeded)
         {
             string who = report.Rank < stage.Members.Count ? stage.Members[report.Rank] : "?";
-            await FailStage(id, index, report.RunId, $"stage '{stage.Name}' rank {report.Rank} ({who}): {report.Error}");
+            string error = $"stage '{stage.Name}' rank {report.Rank} ({who}): {report.Error}";
+            if (report.Retryable) await RecoverStage(id, index, report.RunId, error);
+            else await FailStage(id, index, report.RunId, error);
         }
         else if (report.Rank == 0)
         {
@@ -229,14 +294,58 @@ public sealed class StageRunner(ScheduleStore store, WorkerRegistry workers, Ren
         log.LogError("Schedule {Schedule} failed: {Error}", id, error);
     }
 
+    /// <summary>Re-forms a stage that lost a worker or a link: the current attempt is stopped, and the stage goes back
+    /// to PENDING to resume, on the workers there are, from its newest checkpoint (step or epoch), which holds the
+    /// weights, AdamW state and the position in the data. Gives up after <see cref="CoordinatorOptions.MaxAttempts"/>.</summary>
+    async Task RecoverStage(string id, int index, string runId, string why)
+    {
+        var schedule = store.Get(id);
+        if (schedule is null) return;
+        var stage = schedule.Stages[index];
+        if (stage.Attempt >= options.Value.MaxAttempts)
+        {
+            await FailStage(id, index, runId, $"stage '{stage.Name}': {why}; giving up after {stage.Attempt} attempts");
+            return;
+        }
+        string? checkpoint = NewestCheckpoint(stage.RunDir);
+        rendezvous.Close(runId, why);
+        var updated = await store.UpdateAsync(id, s =>
+        {
+            var st = s.Stages[index];
+            if (st.State != RunState.Running || $"{id}/{index}/{st.Attempt}" != runId) return false;
+            st.State = RunState.Pending;
+            st.Recoveries++;
+            st.LastRecovery = why;
+            if (checkpoint is not null) st.ResumedFrom = checkpoint;
+            return true;
+        });
+        if (updated is null) return;
+        foreach (var w in workers.In(runId)) w.Commands.Writer.TryWrite(new WorkerCommand { CancelStage = new CancelStage { RunId = runId } });
+        EndSpan(runId, ActivityStatusCode.Error, why);
+        log.LogWarning("Schedule {Schedule}: stage '{Stage}' lost its run {Run} ({Why}); resuming from {Checkpoint}", id, stage.Name, runId, why,
+            checkpoint ?? "its initial checkpoint (no checkpoint written yet)");
+        Wake();
+    }
+
+    // Checkpoints are published by rename once complete, in training order: the newest file is the furthest position.
+    static string? NewestCheckpoint(string runDir)
+    {
+        string dir = Path.Combine(runDir, "checkpoints");
+        if (!Directory.Exists(dir)) return null;
+        return new DirectoryInfo(dir).EnumerateFiles("epoch*.pt")
+            .OrderByDescending(f => f.LastWriteTimeUtc).ThenByDescending(f => f.Name == "epoch_latest.pt")
+            .Select(f => f.FullName).FirstOrDefault();
+    }
+
     async Task OnWorkerLeft(WorkerConnection worker)
     {
-        if (worker.RunId is not { } runId) return;
+        // Streams also end when this coordinator stops: the workers are fine and will rejoin the next one.
+        if (worker.RunId is not { } runId || lifetime.ApplicationStopping.IsCancellationRequested) return;
         var (id, index) = ParseRun(runId);
         var schedule = store.Get(id);
         if (schedule is null || schedule.Stages[index].State != RunState.Running) return;
         int rank = schedule.Stages[index].Members.IndexOf(worker.Info.Name);
-        await FailStage(id, index, runId, $"stage '{schedule.Stages[index].Name}': worker {worker.Info.Name} (rank {rank}) left during the stage");
+        await RecoverStage(id, index, runId, $"worker {worker.Info.Name} (rank {rank}) left during the stage");
     }
 
     public async Task<ScheduleStatus?> CancelAsync(string id)

@@ -8,8 +8,14 @@ using Microsoft.Extensions.Options;
 namespace ChineseClip.Coordinator.Services;
 
 public sealed class CoordinatorService(ScheduleStore store, WorkerRegistry workers, RendezvousTable rendezvous, StageRunner runner,
-    IOptions<CoordinatorOptions> options, ILogger<CoordinatorService> log) : Contracts.Coordinator.Coordinator.CoordinatorBase
+    IOptions<CoordinatorOptions> options, IHostApplicationLifetime lifetime, ILogger<CoordinatorService> log)
+    : Contracts.Coordinator.Coordinator.CoordinatorBase
 {
+    // Long calls (Join, WatchSchedule, Rendezvous) end when the caller goes or when the coordinator shuts down;
+    // otherwise a graceful stop would wait for streams that never end on their own.
+    CancellationTokenSource CallOrShutdown(ServerCallContext context) =>
+        CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, lifetime.ApplicationStopping);
+
     static bool IsOver(RunState s) => s is RunState.Succeeded or RunState.Failed or RunState.Cancelled;
 
     ScheduleStatus Find(string id) =>
@@ -36,13 +42,14 @@ public sealed class CoordinatorService(ScheduleStore store, WorkerRegistry worke
 
     public override async Task WatchSchedule(GetScheduleRequest request, IServerStreamWriter<ScheduleStatus> responseStream, ServerCallContext context)
     {
-        while (!context.CancellationToken.IsCancellationRequested)
+        using var cancel = CallOrShutdown(context);
+        while (!cancel.IsCancellationRequested)
         {
             var changed = store.Changed;
             var status = Find(request.Id);
             await responseStream.WriteAsync(status);
             if (IsOver(status.State)) return;
-            try { await changed.WaitAsync(context.CancellationToken); } catch (OperationCanceledException) { return; }
+            try { await changed.WaitAsync(cancel.Token); } catch (OperationCanceledException) { return; }
         }
     }
 
@@ -63,12 +70,13 @@ public sealed class CoordinatorService(ScheduleStore store, WorkerRegistry worke
     {
         if (string.IsNullOrWhiteSpace(request.Worker?.Name))
             throw new RpcException(new Status(StatusCode.InvalidArgument, "worker.name: missing"));
+        using var cancel = CallOrShutdown(context);
         var connection = workers.Join(request.Worker);
         log.LogInformation("Worker {Name} ({Device}) joined{Busy}", request.Worker.Name, request.Worker.Device,
             connection.RunId is null ? "" : $", still in run {connection.RunId}");
         try
         {
-            await foreach (var command in connection.Commands.Reader.ReadAllAsync(context.CancellationToken))
+            await foreach (var command in connection.Commands.Reader.ReadAllAsync(cancel.Token))
                 await responseStream.WriteAsync(command);
         }
         catch (OperationCanceledException) { }
@@ -92,7 +100,8 @@ public sealed class CoordinatorService(ScheduleStore store, WorkerRegistry worke
         }
         try
         {
-            var addresses = await meeting.WaitAsync(options.Value.RendezvousTimeout, context.CancellationToken);
+            using var cancel = CallOrShutdown(context);
+            var addresses = await meeting.WaitAsync(options.Value.RendezvousTimeout, cancel.Token);
             var response = new RendezvousResponse();
             response.Addresses.AddRange(addresses);
             return response;

@@ -1,7 +1,6 @@
 // glibc malloc keeps the CPU memory libtorch frees (ViT-B/16 training grew 4.5 -> 16.7 GB RSS in 20 steps, see
 // platform-notes.md). Processes that train use jemalloc when the system has it (it must be preloaded, so a launcher
 // re-executes itself with LD_PRELOAD), otherwise they lower glibc's mmap threshold so large blocks return to the OS.
-using System.Diagnostics;
 using System.Runtime.InteropServices;
 
 namespace ChineseClip.Model.Runtime;
@@ -19,29 +18,34 @@ public static class NativeAllocator
     public static bool JemallocLoaded =>
         (Environment.GetEnvironmentVariable("LD_PRELOAD") ?? "").Contains("jemalloc", StringComparison.Ordinal);
 
+    [DllImport("libc", EntryPoint = "execve", SetLastError = true)]
+    static extern int Execve(string path, string?[] argv, string?[] envp);
+
     /// <summary>
-    /// For an entry point: if jemalloc is installed but not preloaded, runs this same program again with
-    /// LD_PRELOAD set and returns its exit code; returns null when the current process should go on (jemalloc is
-    /// active, or absent and the glibc threshold has been set instead).
+    /// For an entry point: if jemalloc is installed but not preloaded, replaces this process (execve: same PID, so
+    /// signals, kill -9 and process supervisors reach the process that does the work) with the same program and
+    /// LD_PRELOAD set, and does not return. Returns null when the process should go on (jemalloc is active, or absent
+    /// or the exec failed, and the glibc threshold has been set instead). The int? result is kept for callers that
+    /// return it as an exit code.
     /// </summary>
     public static int? ReexecWithJemallocIfAvailable(string[] args)
     {
         if (!OperatingSystem.IsLinux() || JemallocLoaded) return null;
         if (Environment.GetEnvironmentVariable(ReexecMarker) is null && File.Exists(JemallocPath) && Environment.ProcessPath is { } exe)
         {
-            var start = new ProcessStartInfo(exe) { UseShellExecute = false };
+            var argv = new List<string?> { exe };
             // A framework-dependent app started through `dotnet app.dll` re-runs the same way.
             string? entry = System.Reflection.Assembly.GetEntryAssembly()?.Location;
-            if (Path.GetFileNameWithoutExtension(exe) == "dotnet" && entry is { Length: > 0 }) start.ArgumentList.Add(entry);
-            foreach (string a in args) start.ArgumentList.Add(a);
-            string preload = Environment.GetEnvironmentVariable("LD_PRELOAD") ?? "";
-            start.Environment["LD_PRELOAD"] = preload.Length == 0 ? JemallocPath : JemallocPath + ":" + preload;
-            start.Environment[ReexecMarker] = "1";
-            // The child shares the terminal: Ctrl+C reaches it directly; this process only waits for it.
-            Console.CancelKeyPress += (_, e) => e.Cancel = true;
-            using var child = Process.Start(start)!;
-            child.WaitForExit();
-            return child.ExitCode;
+            if (Path.GetFileNameWithoutExtension(exe) == "dotnet" && entry is { Length: > 0 }) argv.Add(entry);
+            argv.AddRange(args);
+            argv.Add(null);
+            var environment = Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>()
+                .ToDictionary(e => (string)e.Key, e => (string?)e.Value ?? "");
+            string preload = environment.GetValueOrDefault("LD_PRELOAD", "");
+            environment["LD_PRELOAD"] = preload.Length == 0 ? JemallocPath : JemallocPath + ":" + preload;
+            environment[ReexecMarker] = "1";
+            var envp = environment.Select(kv => (string?)$"{kv.Key}={kv.Value}").Append(null).ToArray();
+            Execve(exe, argv.ToArray(), envp); // returns only on failure
         }
         UseGlibcThreshold();
         return null;
