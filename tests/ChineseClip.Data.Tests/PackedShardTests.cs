@@ -21,7 +21,7 @@ public class PackedShardTests
     static List<string> WriteAll(string dataDir, string split, ClipTokenizer tokenizer, string outputDir, int pairsPerShard, List<string> errors)
     {
         var specs = ShardBuilder.Plan(dataDir, split, pairsPerShard, Resolution, ContextLength, errors.Add);
-        return [.. specs.Select(s => ShardBuilder.BuildAndWrite(s, tokenizer, outputDir, errors.Add))];
+        return [.. specs.Select(s => ShardBuilder.BuildAndWrite(s, tokenizer, outputDir, errors.Add).Path)];
     }
 
     static void AssertSameAsInMemory(string dataDir, string split, ClipTokenizer tokenizer, ShardSet set)
@@ -84,10 +84,10 @@ public class PackedShardTests
         var (_, dataDir, tokenizer) = Demo();
         var spec = ShardBuilder.Plan(dataDir, "train", 20, Resolution, ContextLength, _ => { })[1];
         string first = Directory.CreateTempSubdirectory("cnclip-a").FullName, second = Directory.CreateTempSubdirectory("cnclip-b").FullName;
-        string a = ShardBuilder.BuildAndWrite(spec, tokenizer, first, _ => { });
+        string a = ShardBuilder.BuildAndWrite(spec, tokenizer, first, _ => { }).Path;
         byte[] once = File.ReadAllBytes(a);
         ShardBuilder.BuildAndWrite(spec, tokenizer, first, _ => { });
-        string b = ShardBuilder.BuildAndWrite(spec, tokenizer, second, _ => { });
+        string b = ShardBuilder.BuildAndWrite(spec, tokenizer, second, _ => { }).Path;
         Assert.Equal(once, File.ReadAllBytes(a));
         Assert.Equal(once, File.ReadAllBytes(b));
         Assert.Equal([a], Directory.GetFiles(first));
@@ -105,7 +105,7 @@ public class PackedShardTests
         var (_, dataDir, tokenizer) = Demo();
         string output = Directory.CreateTempSubdirectory("cnclip-bad").FullName;
         var spec = ShardBuilder.Plan(dataDir, "train", 10, Resolution, ContextLength, _ => { })[0];
-        string path = ShardBuilder.BuildAndWrite(spec, tokenizer, output, _ => { });
+        string path = ShardBuilder.BuildAndWrite(spec, tokenizer, output, _ => { }).Path;
         byte[] good = File.ReadAllBytes(path);
 
         byte[] flipped = (byte[])good.Clone();

@@ -86,13 +86,14 @@ public static class ShardBuilder
         return samples;
     }
 
-    /// <summary>Builds the shard and writes it to DIR/{split}-{shard:D5}.shard (atomically); returns its path.</summary>
-    public static string BuildAndWrite(ShardSpec spec, ClipTokenizer tokenizer, string outputDir, Action<string> onError)
+    /// <summary>Builds the shard and writes it to DIR/{split}-{shard:D5}.shard (atomically); returns its path and
+    /// how many samples it holds.</summary>
+    public static (string Path, int Samples) BuildAndWrite(ShardSpec spec, ClipTokenizer tokenizer, string outputDir, Action<string> onError)
     {
         var samples = Build(spec, tokenizer, onError);
         string path = Path.Combine(outputDir, spec.Info.FileName());
         PackedShard.Write(path, spec.Info, samples);
-        return path;
+        return (path, samples.Count);
     }
 
     static byte[]? FirstDecodable(List<ImageRecord> records, ImageTransform transform, string imagesPath, Action<string> onError)
