@@ -1,5 +1,6 @@
 // The queue's contract, run against each backend (RedisQueueTests, GarnetQueueTests below).
 using System.Diagnostics;
+using System.Diagnostics.Metrics;
 using System.Text;
 using ChineseClip.Data.Demo;
 using ChineseClip.Data.Shards;
@@ -155,9 +156,21 @@ public abstract class QueueContractTests(QueueServer server)
             await queue.EnqueueAsync(tasks[0] with { TraceParent = PreprocessingTelemetry.CurrentTraceParent() });
         }
 
+        long shardsDone = 0; // the meter is process-wide: other tests' shards may count too
+        using var meters = new MeterListener
+        {
+            InstrumentPublished = (instrument, l) => { if (instrument.Meter.Name == PreprocessingTelemetry.Name) l.EnableMeasurementEvents(instrument); },
+        };
+        meters.SetMeasurementEventCallback<long>((instrument, value, _, _) =>
+        {
+            if (instrument.Name == "cnclip.preprocess.shards_done") Interlocked.Add(ref shardsDone, value);
+        });
+        meters.Start();
+
         var lease = (await queue.TakeAsync(TimeSpan.FromSeconds(1)))!;
         Assert.StartsWith($"00-{traceId}-", lease.Task.TraceParent);
         await new QueueConsumer(queue, options, NullLogger.Instance).ProcessAsync(lease);
+        Assert.True(Interlocked.Read(ref shardsDone) >= 1, "no shards_done measurement");
 
         Assert.Equal(new QueueCounters(0, 0, 1, 0, 0), await queue.CountersAsync());
         var shard = PackedShard.Open(Path.Combine(output, "train-00000.shard"));
