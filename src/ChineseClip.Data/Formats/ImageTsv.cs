@@ -12,7 +12,36 @@ public static class ImageTsv
 
     /// <summary>As <see cref="Read"/>, plus each line's base64 text exactly as written (trimmed), for formats that
     /// store the text itself (the official LMDB).</summary>
-    public static IEnumerable<(ImageRecord Record, string Base64Text)> ReadWithText(string path, Action<RecordError> onError)
+    public static IEnumerable<(ImageRecord Record, string Base64Text)> ReadWithText(string path, Action<RecordError> onError) =>
+        ReadSelected(path, _ => true, onError);
+
+    /// <summary>As <see cref="Read"/>, but only lines whose image id <paramref name="wanted"/> accepts are decoded (and
+    /// reported when bad); the others cost a scan of their id.</summary>
+    public static IEnumerable<ImageRecord> ReadWhere(string path, Func<long, bool> wanted, Action<RecordError> onError) =>
+        ReadSelected(path, wanted, onError).Select(r => r.Record);
+
+    /// <summary>The image id of every line in order, without decoding the images (bad lines are reported).</summary>
+    public static IEnumerable<long> ReadIds(string path, Action<RecordError> onError) =>
+        Lines(path, onError).Select(l => l.Id);
+
+    static IEnumerable<(ImageRecord Record, string Base64Text)> ReadSelected(string path, Func<long, bool> wanted, Action<RecordError> onError)
+    {
+        foreach (var (id, line, tab, lineNumber) in Lines(path, onError))
+        {
+            if (!wanted(id)) continue;
+            ReadOnlySpan<char> text = line.AsSpan(tab + 1).Trim();
+            byte[]? bytes = Base64.Decode(text);
+            if (bytes is null)
+            {
+                onError(new RecordError(path, lineNumber, $"image {id}: invalid base64"));
+                continue;
+            }
+            yield return (new ImageRecord(id, bytes, lineNumber), text.ToString());
+        }
+    }
+
+    // Lines with a tab and an integer id; others are reported and skipped.
+    static IEnumerable<(long Id, string Line, int Tab, int LineNumber)> Lines(string path, Action<RecordError> onError)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: image file not found", path);
         int lineNumber = 0;
@@ -31,14 +60,7 @@ public static class ImageTsv
                 onError(new RecordError(path, lineNumber, $"image_id '{Truncate(line[..tab])}' is not a 64-bit integer"));
                 continue;
             }
-            ReadOnlySpan<char> text = line.AsSpan(tab + 1).Trim();
-            byte[]? bytes = Base64.Decode(text);
-            if (bytes is null)
-            {
-                onError(new RecordError(path, lineNumber, $"image {id}: invalid base64"));
-                continue;
-            }
-            yield return (new ImageRecord(id, bytes, lineNumber), text.ToString());
+            yield return (id, line, tab, lineNumber);
         }
     }
 
