@@ -17,12 +17,20 @@ public static class ExitCodes
     public const int BadInput = 2;
 }
 
-/// <summary>A user-facing error: its message is printed as is, on one line.</summary>
-public sealed class CliException(string message) : Exception(message);
+/// <summary>A user-facing error: its message is printed as is, on one line, and the command ends with the exit code
+/// (bad input unless told otherwise).</summary>
+public sealed class CliException(string message, int exitCode = ExitCodes.BadInput) : Exception(message)
+{
+    public int ExitCode { get; } = exitCode;
+}
 
 public static class CliApp
 {
-    public static int Run(string[] args, CliIO io)
+    public static int Run(string[] args, CliIO io) => Run(args, io, Environment.GetEnvironmentVariable);
+
+    /// <summary>The command tree with the environment variables it reads (CNCLIP_COORDINATOR, CNCLIP_TOKEN) taken from
+    /// <paramref name="environment"/>, so that tests need not change the process's environment.</summary>
+    internal static int Run(string[] args, CliIO io, Func<string, string?> environment)
     {
         var root = new RootCommand("cnclip: fine-tune and use Chinese-CLIP (ViT/ResNet image tower + Chinese RoBERTa text tower).");
         root.Subcommands.Add(TokenizeCommand.Create(io));
@@ -38,6 +46,10 @@ public static class CliApp
         root.Subcommands.Add(ZeroShotCommand.Create(io));
         root.Subcommands.Add(ConvertModelCommand.Create(io));
         root.Subcommands.Add(BenchCommand.Create(io));
+        root.Subcommands.Add(SubmitCommand.Create(io, environment));
+        root.Subcommands.Add(StatusCommand.Create(io, environment));
+        root.Subcommands.Add(WatchCommand.Create(io, environment));
+        root.Subcommands.Add(CancelCommand.Create(io, environment));
 
         ParseResult parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
@@ -58,7 +70,7 @@ public static class CliApp
         catch (Exception e) when (IsInputError(e))
         {
             io.Error.WriteLine($"cnclip: error: {OneLine(e.Message)}");
-            return ExitCodes.BadInput;
+            return (e as CliException)?.ExitCode ?? ExitCodes.BadInput;
         }
         catch (Exception e)
         {

@@ -10,11 +10,17 @@ public static class CliRunner
 
     public static Result Run(params string[] args) => RunWithInput("", args);
 
-    public static Result RunWithInput(string stdin, params string[] args)
+    /// <summary>Runs with the given environment variables in place of the process's (which tests must not change).</summary>
+    public static Result RunWithEnvironment(IReadOnlyDictionary<string, string> environment, params string[] args) =>
+        RunCore("", args, name => environment.GetValueOrDefault(name));
+
+    public static Result RunWithInput(string stdin, params string[] args) => RunCore(stdin, args, Environment.GetEnvironmentVariable);
+
+    static Result RunCore(string stdin, string[] args, Func<string, string?> environment)
     {
         var output = new StringWriter { NewLine = "\n" };
         var error = new StringWriter { NewLine = "\n" };
-        int code = CliApp.Run(args, new CliIO(new StringReader(stdin), output, error));
+        int code = CliApp.Run(args, new CliIO(new StringReader(stdin), output, error), environment);
         return new Result(code, output.ToString(), error.ToString());
     }
 
