@@ -1,5 +1,6 @@
 // The cluster, declared: redis (a container where a container engine answers, else redis-server as an executable),
-// the coordinator, N training workers (cuda:i per worker when Cluster:Gpus is set, else cpu), and, unless
+// the coordinator, N training workers (cuda:i per worker when Cluster:Gpus is set, else cpu), M preprocessors that turn
+// each stage's training data into shards from the Redis queue (Cluster:Preprocessors=0: workers decode it), and, unless
 // Cluster:Demo is false, the embedded demo: demo data, then its three-stage schedule submitted by `cnclip submit`.
 using System.Diagnostics;
 using ChineseClip.AppHost;
@@ -8,6 +9,7 @@ var builder = DistributedApplication.CreateBuilder(args);
 var config = builder.Configuration;
 int workers = Setting("Cluster:Workers", 2);
 int gpus = Setting("Cluster:Gpus", 0);
+int preprocessors = Setting("Cluster:Preprocessors", 1);
 bool demo = !string.Equals(config["Cluster:Demo"], "false", StringComparison.OrdinalIgnoreCase);
 string runs = Path.GetFullPath(config["Cluster:RunsDirectory"] ?? Path.Combine(builder.AppHostDirectory, "..", "runs"));
 string redisMode = config["Cluster:Redis"] ?? "auto";
@@ -25,13 +27,17 @@ var coordinator = builder.AddProject<Projects.ChineseClip_Coordinator>("coordina
 for (int i = 0; i < workers; i++)
 {
     string name = $"worker-{i}", device = i < gpus ? $"cuda:{i}" : "cpu";
-    builder.AddProject<Projects.ChineseClip_Worker>(name)
+    var worker = builder.AddProject<Projects.ChineseClip_Worker>(name)
         .WithReference(coordinator).WaitFor(coordinator)
         .WithEnvironment("Worker__Name", name)
         .WithEnvironment("Worker__Device", device)
         .WithEnvironment("Worker__Threads", threadsPerWorker)
         .WithEnvironment("Worker__Token", config["Cluster:Token"] ?? "");
+    if (preprocessors > 0) worker.WithReference(redis).WaitFor(redis);
 }
+
+for (int i = 0; i < preprocessors; i++)
+    builder.AddProject<Projects.ChineseClip_Preprocessor>($"preprocessor-{i}").WithReference(redis).WaitFor(redis);
 
 if (demo)
 {

@@ -9,7 +9,7 @@ public static class TrainArguments
 {
     public static readonly IReadOnlyDictionary<string, ArgumentKind> All = new Dictionary<string, ArgumentKind>
     {
-        ["train_data"] = ArgumentKind.Text, ["val_data"] = ArgumentKind.Text, ["arch"] = ArgumentKind.Text, ["vocab"] = ArgumentKind.Text,
+        ["train_data"] = ArgumentKind.Text, ["val_data"] = ArgumentKind.Text, ["train_shards"] = ArgumentKind.Text, ["arch"] = ArgumentKind.Text, ["vocab"] = ArgumentKind.Text,
         ["resume"] = ArgumentKind.Text, ["logs"] = ArgumentKind.Text, ["name"] = ArgumentKind.Text,
         ["batch_size"] = ArgumentKind.Integer, ["valid_batch_size"] = ArgumentKind.Integer, ["context_length"] = ArgumentKind.Integer,
         ["lr"] = ArgumentKind.Number, ["wd"] = ArgumentKind.Number, ["warmup"] = ArgumentKind.Integer, ["max_epochs"] = ArgumentKind.Integer,
@@ -20,7 +20,7 @@ public static class TrainArguments
     };
 
     /// <summary>Arguments the coordinator sets from the stage itself; a schedule may not set them as hyperparameters.</summary>
-    public static readonly IReadOnlySet<string> FromStage = new HashSet<string> { "train_data", "val_data", "arch", "vocab", "resume", "logs", "name" };
+    public static readonly IReadOnlySet<string> FromStage = new HashSet<string> { "train_data", "val_data", "train_shards", "arch", "vocab", "resume", "logs", "name" };
 
     /// <summary>Parses a hyperparameter given as text into a JSON literal of its kind, or says why it cannot.</summary>
     public static bool TryToJson(string name, string text, out string json, out string why)

@@ -11,6 +11,9 @@ public sealed record TrainOptions
     public required string TrainData { get; init; }
     /// <summary>Folder with valid_imgs.tsv / valid_texts.jsonl; null skips validation.</summary>
     public string? ValData { get; init; }
+    /// <summary>A folder of packed shards of the train split (built by the preprocessing queue); when set, training
+    /// reads its batches there instead of decoding train_data's images.</summary>
+    public string? TrainShards { get; init; }
     /// <summary>VISION@TEXT or a merged .json; the official vision_model + text_model are accepted too.</summary>
     public required string Arch { get; init; }
     public required string Vocab { get; init; }
@@ -45,7 +48,7 @@ public sealed record TrainOptions
 
     internal static readonly Dictionary<string, string> Known = new()
     {
-        ["train_data"] = nameof(TrainData), ["val_data"] = nameof(ValData), ["arch"] = nameof(Arch), ["vocab"] = nameof(Vocab),
+        ["train_data"] = nameof(TrainData), ["val_data"] = nameof(ValData), ["train_shards"] = nameof(TrainShards), ["arch"] = nameof(Arch), ["vocab"] = nameof(Vocab),
         ["resume"] = nameof(Resume), ["logs"] = nameof(Logs), ["name"] = nameof(Name), ["batch_size"] = nameof(BatchSize),
         ["valid_batch_size"] = nameof(ValidBatchSize), ["context_length"] = nameof(ContextLength), ["lr"] = nameof(Lr),
         ["wd"] = nameof(Wd), ["warmup"] = nameof(Warmup), ["max_epochs"] = nameof(MaxEpochs), ["beta1"] = nameof(Beta1),
@@ -108,7 +111,7 @@ public sealed record TrainOptions
         string RelArch(string a) => a.EndsWith(".json", StringComparison.OrdinalIgnoreCase) ? Rel(a)! : a;
         options = options with
         {
-            TrainData = Rel(options.TrainData)!, ValData = Rel(options.ValData), Vocab = Rel(options.Vocab)!,
+            TrainData = Rel(options.TrainData)!, ValData = Rel(options.ValData), TrainShards = Rel(options.TrainShards), Vocab = Rel(options.Vocab)!,
             Resume = Rel(options.Resume), Logs = Rel(options.Logs)!, Arch = RelArch(options.Arch),
         };
         options.Validate(path);

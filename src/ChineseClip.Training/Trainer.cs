@@ -6,6 +6,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using ChineseClip.Data.Datasets;
+using ChineseClip.Data.Shards;
 using ChineseClip.Model;
 using ChineseClip.Model.Checkpoints;
 using ChineseClip.Model.Imaging;
@@ -46,7 +47,7 @@ public sealed class Trainer(TrainOptions options, TextWriter log, ICollectives? 
         if (tokenizer.VocabSize != config.VocabSize)
             throw new InvalidDataException($"{options.Vocab}: {tokenizer.VocabSize} tokens, but {config.Name} has vocab_size {config.VocabSize}");
         var transform = new ImageTransform(config.ImageResolution);
-        var train = LoadSplit(options.TrainData, "train", transform, tokenizer);
+        IPairBatches train = options.TrainShards is null ? LoadSplit(options.TrainData, "train", transform, tokenizer) : OpenShards(config);
         var valid = options.ValData is null || !IsMaster ? null : LoadSplit(options.ValData, "valid", transform, tokenizer);
 
         torch.manual_seed(options.Seed);
@@ -228,6 +229,17 @@ public sealed class Trainer(TrainOptions options, TextWriter log, ICollectives? 
         double best = checkpoint.Extra.TryGetValue(BestKey, out object? b) && b is double d ? d : double.NegativeInfinity;
         log.WriteLine($"resuming from {path}: epoch {epoch + 1}, global step {step} ({offset} of {stepsPerEpoch} steps of the epoch done)");
         return (epoch, step, best);
+    }
+
+    ShardSet OpenShards(ClipConfig config)
+    {
+        var shards = ShardSet.Open(options.TrainShards!, "train");
+        if (shards.Count == 0) throw new InvalidDataException($"{options.TrainShards}: the train shards hold no pairs");
+        if (shards.Resolution != config.ImageResolution || shards.ContextLength != options.ContextLength)
+            throw new InvalidDataException($"{options.TrainShards}: shards of {shards.Resolution} px and context length {shards.ContextLength}, " +
+                $"but {config.Name} takes {config.ImageResolution} px and the run context_length {options.ContextLength}");
+        log.WriteLine($"training from {shards.Shards.Count} preprocessed shard(s) in {options.TrainShards}");
+        return shards;
     }
 
     InMemoryPairDataset LoadSplit(string dir, string split, ImageTransform transform, ClipTokenizer tokenizer)

@@ -11,8 +11,8 @@ using Microsoft.Extensions.Options;
 
 namespace ChineseClip.Worker;
 
-public sealed class WorkerService(Coordinator.CoordinatorClient coordinator, IOptions<WorkerOptions> options, ILogger<WorkerService> log)
-    : BackgroundService
+public sealed class WorkerService(Coordinator.CoordinatorClient coordinator, IOptions<WorkerOptions> options, ILogger<WorkerService> log,
+    IServiceProvider services) : BackgroundService
 {
     static readonly ActivitySource Source = new("ChineseClip.Worker");
     readonly WorkerOptions _options = options.Value;
@@ -96,6 +96,14 @@ public sealed class WorkerService(Coordinator.CoordinatorClient coordinator, IOp
             var json = JsonNode.Parse(a.TrainOptionsJson)!.AsObject();
             if (!json.ContainsKey("threads")) json["threads"] = _options.Threads;
             var trainOptions = TrainOptions.FromJson(json, $"run {a.RunId}", Environment.CurrentDirectory);
+            if (services.GetService<ChineseClip.Preprocessing.ITaskQueue>() is { } queue && trainOptions.TrainShards is null)
+            {
+                int resolution = ChineseClip.Model.Architectures.Resolve(trainOptions.Arch).ImageResolution;
+                string shards = Path.Combine(trainOptions.Logs, "shards", trainOptions.Name);
+                shards = await new StageShards(queue, log).PrepareAsync(trainOptions.TrainData, trainOptions.Vocab, shards, resolution,
+                    trainOptions.ContextLength, a.Rank, _options.PairsPerShard, cancel);
+                trainOptions = trainOptions with { TrainShards = shards };
+            }
             log.LogInformation("Run {Run}: rank {Rank} of {World}, training {Data} into {Dir}", a.RunId, a.Rank, a.WorldSize, trainOptions.TrainData,
                 Path.Combine(trainOptions.Logs, trainOptions.Name));
             using ICollectives group = a.WorldSize > 1

@@ -55,7 +55,8 @@ public class FaultTests(ClusterFixture cluster)
         var stage = done.Stages[0];
         Assert.True(done.State == RunState.Succeeded, $"{done.State}: {done.Error}");
         Assert.True(stage.Recoveries >= 1, "the stage was not re-formed");
-        Assert.Contains("worker-1", stage.LastRecovery);
+        // Either the coordinator saw worker-1's stream end first, or worker-0 first reported its ring link to rank 1 lost.
+        Assert.Matches("worker-1|rank 1", stage.LastRecovery);
         Assert.Equal(["worker-0"], stage.Members);
         Assert.Equal(32, stage.GlobalBatch);
         Assert.Equal(stage.Progress.Steps, stage.Progress.Step);

@@ -62,5 +62,11 @@ public class ScheduleTests(ClusterFixture cluster)
         Assert.True(second.Progress.Loss > 0);
         Assert.Equal(3, second.Progress.T2IRecall.Count);
         Assert.True(File.Exists(Path.Combine(second.RunDir, "checkpoints", "epoch1.pt")));
+        // Both stages trained from shards the preprocessor built from the queue.
+        foreach (var stage in done.Stages)
+        {
+            string shards = Path.Combine(Path.GetDirectoryName(stage.RunDir)!, "shards", Path.GetFileName(stage.RunDir));
+            Assert.True(File.Exists(Path.Combine(shards, "train-00000.shard")), shards);
+        }
     }
 }

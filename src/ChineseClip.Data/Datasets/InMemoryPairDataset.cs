@@ -11,7 +11,7 @@ namespace ChineseClip.Data.Datasets;
 
 public sealed record TextImagePair(long ImageId, long TextId, string Text);
 
-public sealed class InMemoryPairDataset
+public sealed class InMemoryPairDataset : IPairBatches
 {
     readonly Dictionary<long, int> _imageIndex = new();
     readonly List<byte[]> _pixels = new();   // HWC RGB, Resolution x Resolution

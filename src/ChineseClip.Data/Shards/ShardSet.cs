@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 
 namespace ChineseClip.Data.Shards;
 
-public sealed class ShardSet
+public sealed class ShardSet : ChineseClip.Data.Datasets.IPairBatches
 {
     readonly List<PackedShard> _shards;
     readonly int[] _starts; // global sample index of each shard's first sample

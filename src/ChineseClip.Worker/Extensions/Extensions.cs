@@ -1,6 +1,7 @@
 // The worker's wiring: options, the coordinator channel (h2c, no HTTP resilience handler: Join is a stream that lives
 // as long as the worker), and the hosted service that joins and trains.
 using ChineseClip.Contracts.Coordinator;
+using ChineseClip.Preprocessing;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
 using Grpc.Net.Client;
@@ -22,6 +23,8 @@ public sealed class WorkerOptions
     public string? Coordinator { get; set; }
     /// <summary>The cluster token, sent as "cnclip-token" when set.</summary>
     public string Token { get; set; } = "";
+    /// <summary>Pairs per shard when a stage's data goes through the preprocessing queue (when Redis is configured).</summary>
+    public int PairsPerShard { get; set; } = 1024;
 }
 
 public static class Extensions
@@ -54,6 +57,18 @@ public static class Extensions
                 });
             return new Coordinator.CoordinatorClient(invoker);
         });
+        // With Redis, stages take their training data through the preprocessing queue; without, they decode it themselves.
+        if (builder.Configuration.GetConnectionString("redis") is { Length: > 0 })
+        {
+            builder.AddRedisClient("redis");
+            builder.Services.AddSingleton<ITaskQueue>(services =>
+            {
+                var redis = services.GetRequiredService<StackExchange.Redis.IConnectionMultiplexer>();
+                var queueOptions = new PreprocessingOptions();
+                services.GetRequiredService<IConfiguration>().GetSection(PreprocessingOptions.Section).Bind(queueOptions);
+                return new RedisTaskQueue(redis, redis, queueOptions.Validated()); // this side only enqueues: no blocking reads
+            });
+        }
         builder.Services.AddHostedService<WorkerService>();
         return builder;
     }

@@ -1,0 +1,58 @@
+// A stage's training data through the preprocessing queue: rank 0 cuts the train split into shard tasks and queues
+// them (skipping shards already built: tasks are idempotent); every rank waits until the plan's shards are all
+// published, then trains from them. Preprocessors anywhere in the cluster do the decoding, once per image.
+using System.Diagnostics;
+using System.Text.Json;
+using ChineseClip.Data.Shards;
+using ChineseClip.Preprocessing;
+
+namespace ChineseClip.Worker;
+
+public sealed class StageShards(ITaskQueue queue, ILogger log)
+{
+    const string PlanFile = "plan.json";
+    public static readonly TimeSpan Patience = TimeSpan.FromHours(2);
+
+    /// <summary>Returns the folder holding the complete train shards of the stage.</summary>
+    public async Task<string> PrepareAsync(string trainData, string vocab, string shardsDir, int resolution, int contextLength, int rank,
+        int pairsPerShard, CancellationToken cancel)
+    {
+        Directory.CreateDirectory(shardsDir);
+        string plan = Path.Combine(shardsDir, PlanFile);
+        if (rank == 0)
+        {
+            var specs = ShardBuilder.Plan(trainData, "train", pairsPerShard, resolution, contextLength, e => log.LogWarning("{Problem}", e));
+            string traceParent = Activity.Current?.Id ?? "";
+            int queued = 0;
+            foreach (var spec in specs)
+            {
+                if (File.Exists(Path.Combine(shardsDir, spec.Info.FileName()))) continue; // built by an earlier attempt
+                if (await queue.EnqueueAsync(PreprocessTask.ForShard(spec, vocab, shardsDir, traceParent.Length > 0 ? traceParent : null))) queued++;
+            }
+            File.WriteAllText(plan + ".tmp", JsonSerializer.Serialize(new { shards = specs.Count }));
+            File.Move(plan + ".tmp", plan, overwrite: true);
+            log.LogInformation("{Data}: {Shards} shard(s) of the train split, {Queued} queued for the preprocessors", trainData, specs.Count, queued);
+        }
+
+        var watch = Stopwatch.StartNew();
+        while (true)
+        {
+            cancel.ThrowIfCancellationRequested();
+            if (File.Exists(plan))
+            {
+                int expected = JsonDocument.Parse(File.ReadAllText(plan)).RootElement.GetProperty("shards").GetInt32();
+                int built = Directory.GetFiles(shardsDir, "train-*.shard").Length;
+                if (built >= expected) return shardsDir;
+                if (rank == 0)
+                {
+                    var dead = (await queue.DeadLettersAsync()).FirstOrDefault(d => d.TaskId.StartsWith(Path.GetFullPath(shardsDir), StringComparison.Ordinal));
+                    if (dead is not null)
+                        throw new InvalidDataException($"preprocessing failed for {dead.TaskId} after {dead.Attempts} attempt(s): {dead.Error}");
+                }
+            }
+            if (watch.Elapsed > Patience)
+                throw new TimeoutException($"{shardsDir}: the preprocessors did not finish the train shards within {Patience.TotalMinutes:F0} minutes (are any running?)");
+            await Task.Delay(TimeSpan.FromMilliseconds(500), cancel);
+        }
+    }
+}

@@ -1,0 +1,127 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using ChineseClip.Contracts.Coordinator;
+using Grpc.Core;
+using Grpc.Net.Client;
+
+namespace ChineseClip.Cluster.Tests;
+
+/// <summary>The coordinator killed (SIGKILL) in the middle of a schedule and started again. Run on plain processes
+/// (redis-server, the coordinator and two workers from their build folders) rather than the AppHost, because the test
+/// must kill and start the coordinator itself; in the "cluster" collection so it does not compete with it for CPU.</summary>
+[Collection("cluster")]
+public sealed class CoordinatorRestartTests(ClusterFixture cluster) : IDisposable
+{
+    readonly List<Process> _processes = [];
+    readonly string _root = Directory.CreateTempSubdirectory("cnclip-restart").FullName;
+
+    static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    // The build folder of a service project, for the configuration these tests were built in.
+    static string Executable(string project)
+    {
+        var dir = new DirectoryInfo(Path.TrimEndingDirectorySeparator(AppContext.BaseDirectory));
+        string configuration = dir.Parent!.Parent!.Name; // bin/<Configuration>/net10.0/linux-x64/
+        while (!File.Exists(Path.Combine(dir.FullName, "ChineseClip.sln"))) dir = dir.Parent ?? throw new InvalidOperationException("no ChineseClip.sln above the tests");
+        string path = Path.Combine(dir.FullName, "src", project, "bin", configuration, "net10.0", "linux-x64", project);
+        return File.Exists(path) ? path : throw new FileNotFoundException($"{path}: build the solution first", path);
+    }
+
+    Process Start(string file, string name, params (string Key, string Value)[] environment)
+    {
+        var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        if (file != "redis-server") start.WorkingDirectory = Path.GetDirectoryName(file)!;
+        foreach (var (key, value) in environment) start.Environment[key] = value;
+        var process = Process.Start(start)!;
+        string log = Path.Combine(ClusterFixture.LogDirectory, $"restart-{name}.log");
+        Directory.CreateDirectory(ClusterFixture.LogDirectory);
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (_processes) File.AppendAllText(log, e.Data + "\n"); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (_processes) File.AppendAllText(log, e.Data + "\n"); };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        _processes.Add(process);
+        return process;
+    }
+
+    [Fact]
+    public async Task A_coordinator_killed_mid_schedule_and_started_again_continues_it_without_a_recovery()
+    {
+        int redisPort = FreePort(), grpcPort = FreePort(), httpPort = FreePort();
+        var server = new ProcessStartInfo("redis-server") { UseShellExecute = false, RedirectStandardOutput = true };
+        foreach (string a in new[] { "--port", $"{redisPort}", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no" }) server.ArgumentList.Add(a);
+        _processes.Add(Process.Start(server)!);
+
+        (string, string)[] coordinatorEnvironment =
+        [
+            ("ConnectionStrings__redis", $"127.0.0.1:{redisPort}"),
+            ("Kestrel__Endpoints__grpc__Url", $"http://127.0.0.1:{grpcPort}"),
+            ("Kestrel__Endpoints__http__Url", $"http://127.0.0.1:{httpPort}"),
+            ("Coordinator__RunsDirectory", Path.Combine(_root, "runs")),
+        ];
+        var coordinator = Start(Executable("ChineseClip.Coordinator"), "coordinator-1", coordinatorEnvironment);
+        for (int i = 0; i < 2; i++)
+            Start(Executable("ChineseClip.Worker"), $"worker-{i}", ("Worker__Coordinator", $"http://127.0.0.1:{grpcPort}"),
+                ("Worker__Name", $"worker-{i}"), ("Worker__Threads", "1"));
+
+        using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{grpcPort}");
+        var client = new Coordinator.CoordinatorClient(channel);
+        async Task<T> Retry<T>(Func<Task<T>> call)
+        {
+            var deadline = DateTime.UtcNow + ClusterFixture.Patience;
+            while (true)
+            {
+                try { return await call(); }
+                catch (RpcException e) when (e.StatusCode == StatusCode.Unavailable && DateTime.UtcNow < deadline) { await Task.Delay(300); }
+            }
+        }
+        while ((await Retry(async () => await client.ListWorkersAsync(new ListWorkersRequest()))).Workers.Count < 2) await Task.Delay(300);
+
+        var schedule = new Schedule { Name = "restart" };
+        schedule.Stages.Add(new Stage
+        {
+            Name = "muge", TrainData = Path.Combine(cluster.Demo, "stage1-muge"), ValData = Path.Combine(cluster.Demo, "stage1-muge"),
+            Arch = Path.Combine(cluster.Demo, "tiny-arch.json"), Vocab = Path.Combine(cluster.Demo, "vocab.txt"), Init = StageInit.InitScratch,
+            Hyperparameters = { ["batch_size"] = "16", ["max_epochs"] = "10", ["lr"] = "0.002", ["warmup"] = "2", ["log_interval"] = "1" },
+        });
+        string id = (await client.SubmitScheduleAsync(new SubmitScheduleRequest { Schedule = schedule })).Id;
+        var deadline = DateTime.UtcNow + ClusterFixture.Patience;
+        while ((await client.GetScheduleAsync(new GetScheduleRequest { Id = id })).Stages[0].Progress?.Step is not >= 3)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the stage never reached step 3");
+            await Task.Delay(200);
+        }
+
+        coordinator.Kill(); // SIGKILL
+        coordinator.WaitForExit();
+        Start(Executable("ChineseClip.Coordinator"), "coordinator-2", coordinatorEnvironment);
+
+        ScheduleStatus done;
+        while (true)
+        {
+            done = await Retry(async () => await client.GetScheduleAsync(new GetScheduleRequest { Id = id }));
+            if (done.State is RunState.Succeeded or RunState.Failed or RunState.Cancelled) break;
+            Assert.True(DateTime.UtcNow < deadline, $"the schedule did not end: {done}");
+            await Task.Delay(300);
+        }
+        Assert.True(done.State == RunState.Succeeded, $"{done.State}: {done.Error}");
+        Assert.Equal(0, done.Stages[0].Recoveries);
+        Assert.Equal(1, done.Stages[0].Attempt);
+        Assert.Equal(done.Stages[0].Progress.Steps, done.Stages[0].Progress.Step);
+    }
+
+    public void Dispose()
+    {
+        foreach (var p in _processes)
+        {
+            try { if (!p.HasExited) p.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
+            p.Dispose();
+        }
+        try { Directory.Delete(_root, recursive: true); } catch (IOException) { }
+    }
+}
