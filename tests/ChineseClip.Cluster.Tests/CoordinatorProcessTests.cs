@@ -7,11 +7,11 @@ using Grpc.Net.Client;
 
 namespace ChineseClip.Cluster.Tests;
 
-/// <summary>The coordinator killed (SIGKILL) in the middle of a schedule and started again. Run on plain processes
-/// (redis-server, the coordinator and two workers from their build folders) rather than the AppHost, because the test
-/// must kill and start the coordinator itself; in the "cluster" collection so it does not compete with it for CPU.</summary>
+/// <summary>The coordinator as a plain process (redis-server, the coordinator and workers from their build folders,
+/// not the AppHost, because a test must kill and start the coordinator itself): a restart mid-schedule, the cluster
+/// token. In the "cluster" collection so that it does not compete with the AppHost tests for CPU.</summary>
 [Collection("cluster")]
-public sealed class CoordinatorRestartTests(ClusterFixture cluster) : IDisposable
+public sealed class CoordinatorProcessTests(ClusterFixture cluster) : IDisposable
 {
     readonly List<Process> _processes = [];
     readonly string _root = Directory.CreateTempSubdirectory("cnclip-restart").FullName;
@@ -53,9 +53,7 @@ public sealed class CoordinatorRestartTests(ClusterFixture cluster) : IDisposabl
     public async Task A_coordinator_killed_mid_schedule_and_started_again_continues_it_without_a_recovery()
     {
         int redisPort = FreePort(), grpcPort = FreePort(), httpPort = FreePort();
-        var server = new ProcessStartInfo("redis-server") { UseShellExecute = false, RedirectStandardOutput = true };
-        foreach (string a in new[] { "--port", $"{redisPort}", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no" }) server.ArgumentList.Add(a);
-        _processes.Add(Process.Start(server)!);
+        StartRedis(redisPort);
 
         (string, string)[] coordinatorEnvironment =
         [
@@ -113,6 +111,40 @@ public sealed class CoordinatorRestartTests(ClusterFixture cluster) : IDisposabl
         Assert.Equal(0, done.Stages[0].Recoveries);
         Assert.Equal(1, done.Stages[0].Attempt);
         Assert.Equal(done.Stages[0].Progress.Steps, done.Stages[0].Progress.Step);
+    }
+
+    [Fact]
+    public async Task With_a_cluster_token_a_call_without_it_is_refused_and_one_with_it_answered()
+    {
+        int redisPort = FreePort(), grpcPort = FreePort(), httpPort = FreePort();
+        StartRedis(redisPort);
+        Start(Executable("ChineseClip.Coordinator"), "coordinator-token",
+            ("ConnectionStrings__redis", $"127.0.0.1:{redisPort}"), ("Kestrel__Endpoints__grpc__Url", $"http://127.0.0.1:{grpcPort}"),
+            ("Kestrel__Endpoints__http__Url", $"http://127.0.0.1:{httpPort}"), ("Coordinator__RunsDirectory", Path.Combine(_root, "runs")),
+            ("Coordinator__Token", "s3cret"));
+        using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{grpcPort}");
+        var client = new Coordinator.CoordinatorClient(channel);
+        var deadline = DateTime.UtcNow + ClusterFixture.Patience;
+        RpcException refused;
+        while (true)
+        {
+            refused = await Assert.ThrowsAsync<RpcException>(async () => await client.ListSchedulesAsync(new ListSchedulesRequest()));
+            if (refused.StatusCode != StatusCode.Unavailable || DateTime.UtcNow > deadline) break;
+            await Task.Delay(300);
+        }
+        Assert.Equal(StatusCode.Unauthenticated, refused.StatusCode);
+        var wrong = await Assert.ThrowsAsync<RpcException>(async () =>
+            await client.ListSchedulesAsync(new ListSchedulesRequest(), new Metadata { { "cnclip-token", "guess" } }));
+        Assert.Equal(StatusCode.Unauthenticated, wrong.StatusCode);
+        var answered = await client.ListSchedulesAsync(new ListSchedulesRequest(), new Metadata { { "cnclip-token", "s3cret" } });
+        Assert.NotNull(answered);
+    }
+
+    void StartRedis(int port)
+    {
+        var server = new ProcessStartInfo("redis-server") { UseShellExecute = false, RedirectStandardOutput = true };
+        foreach (string a in new[] { "--port", $"{port}", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no" }) server.ArgumentList.Add(a);
+        _processes.Add(Process.Start(server)!);
     }
 
     public void Dispose()

@@ -1,0 +1,88 @@
+using System.Diagnostics;
+using System.Net.Http.Json;
+using System.Text.Json;
+using ChineseClip.Contracts.Coordinator;
+using Grpc.Core;
+using Grpc.Net.Client;
+
+namespace ChineseClip.Cluster.Tests;
+
+/// <summary>`dotnet run --project ChineseClip.AppHost` as a new user starts it (the http launch profile: dashboard on
+/// :15888, coordinator on :5290), with the embedded demo on: the demo schedule must succeed and the dashboard's
+/// telemetry API must show spans and metrics from every service.</summary>
+[Collection("cluster")]
+public sealed class UserRunTests(ClusterFixture cluster) : IDisposable
+{
+    readonly string _runs = Directory.CreateTempSubdirectory("cnclip-user-run").FullName;
+    Process? _apphost;
+
+    static string RepositoryRoot()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (!File.Exists(Path.Combine(dir.FullName, "ChineseClip.sln"))) dir = dir.Parent ?? throw new InvalidOperationException("no ChineseClip.sln above the tests");
+        return dir.FullName;
+    }
+
+    [Fact]
+    public async Task Dotnet_run_of_the_apphost_runs_the_demo_schedule_and_the_dashboard_shows_every_service()
+    {
+        _ = cluster; // shares the collection only to run alone
+        var start = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (string a in new[] { "run", "--no-build", "--project", Path.Combine(RepositoryRoot(), "ChineseClip.AppHost"), "--",
+            $"Cluster:RunsDirectory={_runs}", "Cluster:Redis=executable" })
+            start.ArgumentList.Add(a);
+        _apphost = Process.Start(start)!;
+        string log = Path.Combine(ClusterFixture.LogDirectory, "user-run-apphost.log");
+        Directory.CreateDirectory(ClusterFixture.LogDirectory);
+        File.WriteAllText(log, "");
+        _apphost.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (log) File.AppendAllText(log, e.Data + "\n"); };
+        _apphost.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (log) File.AppendAllText(log, e.Data + "\n"); };
+        _apphost.BeginOutputReadLine();
+        _apphost.BeginErrorReadLine();
+
+        using var channel = GrpcChannel.ForAddress("http://127.0.0.1:5290");
+        var client = new Coordinator.CoordinatorClient(channel);
+        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(10);
+        ScheduleStatus? demo = null;
+        while (demo?.State is not (RunState.Succeeded or RunState.Failed or RunState.Cancelled))
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"the demo schedule did not end within 10 minutes (last: {demo?.State}); see {log}");
+            Assert.False(_apphost.HasExited, $"the AppHost exited with {(_apphost.HasExited ? _apphost.ExitCode : 0)}; see {log}");
+            try
+            {
+                demo = (await client.ListSchedulesAsync(new ListSchedulesRequest())).Schedules.FirstOrDefault(s => s.Schedule.Name == "demo");
+            }
+            catch (RpcException e) when (e.StatusCode == StatusCode.Unavailable) { }
+            await Task.Delay(1000);
+        }
+        Assert.True(demo.State == RunState.Succeeded, $"{demo.State}: {demo.Error}");
+        Assert.Equal(3, demo.Stages.Count(s => s.State == RunState.Succeeded));
+        Assert.Equal(demo.Stages[0].BestCheckpoint, demo.Stages[1].InitCheckpoint);
+        Assert.Equal(demo.Stages[1].BestCheckpoint, demo.Stages[2].InitCheckpoint);
+
+        using var http = new HttpClient { BaseAddress = new Uri("http://localhost:15888") };
+        var resources = await http.GetFromJsonAsync<JsonElement>("/api/telemetry/resources");
+        foreach (string service in new[] { "coordinator", "worker-0", "worker-1", "preprocessor-0" })
+        {
+            var r = resources.EnumerateArray().FirstOrDefault(x => x.GetProperty("name").GetString() == service);
+            Assert.True(r.ValueKind == JsonValueKind.Object, $"{service} sent no telemetry");
+            Assert.True(r.GetProperty("hasTraces").GetBoolean(), $"{service} has no traces");
+            Assert.True(r.GetProperty("hasMetrics").GetBoolean(), $"{service} has no metrics");
+        }
+        // Each service's own spans (the traces list is capped, hence the filter and a high limit).
+        foreach (var (service, span) in new[] { ("coordinator", "stage stage1-muge"), ("worker-0", "train stage"), ("preprocessor-0", "preprocess shard") })
+            Assert.Contains($"\"{span}\"", await http.GetStringAsync($"/api/telemetry/traces?resource={service}&limit=100000"));
+    }
+
+    public void Dispose()
+    {
+        if (_apphost is { HasExited: false })
+        {
+            // SIGTERM: the AppHost stops its resources (DCP) before it exits; SIGKILL would leave them running.
+            Process.Start("kill", ["-TERM", $"{_apphost.Id}"])!.WaitForExit();
+            if (!_apphost.WaitForExit(TimeSpan.FromSeconds(60))) _apphost.Kill(entireProcessTree: true);
+        }
+        _apphost?.Dispose();
+        try { Directory.Delete(_runs, recursive: true); } catch (IOException) { }
+    }
+}
