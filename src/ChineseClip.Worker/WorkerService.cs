@@ -58,16 +58,30 @@ public sealed class WorkerService(Coordinator.CoordinatorClient coordinator, IOp
     {
         lock (_lock)
         {
+            Task previous = Task.CompletedTask;
             if (_current is { Task.IsCompleted: false } running)
             {
                 if (running.RunId == assignment.RunId) return;
-                log.LogError("Assigned run {New} while still in run {Old}; refusing", assignment.RunId, running.RunId);
-                _ = Report(new StageEndReport { RunId = assignment.RunId, Rank = assignment.Rank, Succeeded = false, Error = $"worker {_options.Name} is busy with {running.RunId}" });
-                return;
+                // The coordinator assigns a new run once the old one reported its end; the old task may still be
+                // returning (or a cancel may still be on its way): let it finish first, within reason.
+                running.Cancel.Cancel();
+                previous = running.Task;
             }
             var cancel = new CancellationTokenSource();
-            // Training is CPU-bound and synchronous (TorchSharp): its own thread, not the thread pool.
-            var task = Task.Factory.StartNew(() => Train(assignment, cancel.Token), TaskCreationOptions.LongRunning).Unwrap();
+            var task = Task.Run(async () =>
+            {
+                if (await Task.WhenAny(previous, Task.Delay(TimeSpan.FromSeconds(60))) != previous)
+                {
+                    await Report(new StageEndReport
+                    {
+                        RunId = assignment.RunId, Rank = assignment.Rank, Retryable = true,
+                        Error = $"worker {_options.Name} is still busy with its previous run",
+                    });
+                    return;
+                }
+                // Training is CPU-bound and synchronous (TorchSharp): its own thread, not the thread pool.
+                await Task.Factory.StartNew(() => Train(assignment, cancel.Token), TaskCreationOptions.LongRunning).Unwrap();
+            });
             _current = (assignment.RunId, cancel, task);
         }
     }

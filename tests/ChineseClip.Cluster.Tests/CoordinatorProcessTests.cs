@@ -23,16 +23,6 @@ public sealed class CoordinatorProcessTests(ClusterFixture cluster) : IDisposabl
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
-    // The build folder of a service project, for the configuration these tests were built in.
-    static string Executable(string project)
-    {
-        var dir = new DirectoryInfo(Path.TrimEndingDirectorySeparator(AppContext.BaseDirectory));
-        string configuration = dir.Parent!.Parent!.Name; // bin/<Configuration>/net10.0/linux-x64/
-        while (!File.Exists(Path.Combine(dir.FullName, "ChineseClip.sln"))) dir = dir.Parent ?? throw new InvalidOperationException("no ChineseClip.sln above the tests");
-        string path = Path.Combine(dir.FullName, "src", project, "bin", configuration, "net10.0", "linux-x64", project);
-        return File.Exists(path) ? path : throw new FileNotFoundException($"{path}: build the solution first", path);
-    }
-
     Process Start(string file, string name, params (string Key, string Value)[] environment)
     {
         var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
@@ -62,9 +52,9 @@ public sealed class CoordinatorProcessTests(ClusterFixture cluster) : IDisposabl
             ("Kestrel__Endpoints__http__Url", $"http://127.0.0.1:{httpPort}"),
             ("Coordinator__RunsDirectory", Path.Combine(_root, "runs")),
         ];
-        var coordinator = Start(Executable("ChineseClip.Coordinator"), "coordinator-1", coordinatorEnvironment);
+        var coordinator = Start(ServiceProcesses.Executable("ChineseClip.Coordinator"), "coordinator-1", coordinatorEnvironment);
         for (int i = 0; i < 2; i++)
-            Start(Executable("ChineseClip.Worker"), $"worker-{i}", ("Worker__Coordinator", $"http://127.0.0.1:{grpcPort}"),
+            Start(ServiceProcesses.Executable("ChineseClip.Worker"), $"worker-{i}", ("Worker__Coordinator", $"http://127.0.0.1:{grpcPort}"),
                 ("Worker__Name", $"worker-{i}"), ("Worker__Threads", "1"));
 
         using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{grpcPort}");
@@ -97,7 +87,7 @@ public sealed class CoordinatorProcessTests(ClusterFixture cluster) : IDisposabl
 
         coordinator.Kill(); // SIGKILL
         coordinator.WaitForExit();
-        Start(Executable("ChineseClip.Coordinator"), "coordinator-2", coordinatorEnvironment);
+        Start(ServiceProcesses.Executable("ChineseClip.Coordinator"), "coordinator-2", coordinatorEnvironment);
 
         ScheduleStatus done;
         while (true)
@@ -118,7 +108,7 @@ public sealed class CoordinatorProcessTests(ClusterFixture cluster) : IDisposabl
     {
         int redisPort = FreePort(), grpcPort = FreePort(), httpPort = FreePort();
         StartRedis(redisPort);
-        Start(Executable("ChineseClip.Coordinator"), "coordinator-token",
+        Start(ServiceProcesses.Executable("ChineseClip.Coordinator"), "coordinator-token",
             ("ConnectionStrings__redis", $"127.0.0.1:{redisPort}"), ("Kestrel__Endpoints__grpc__Url", $"http://127.0.0.1:{grpcPort}"),
             ("Kestrel__Endpoints__http__Url", $"http://127.0.0.1:{httpPort}"), ("Coordinator__RunsDirectory", Path.Combine(_root, "runs")),
             ("Coordinator__Token", "s3cret"));

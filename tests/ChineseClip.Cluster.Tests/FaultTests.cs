@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using Aspire.Hosting;
+using Aspire.Hosting.Testing;
 using Aspire.Hosting.ApplicationModel;
 using ChineseClip.Contracts.Coordinator;
 
@@ -9,7 +10,7 @@ namespace ChineseClip.Cluster.Tests;
 [Collection("cluster")]
 public class FaultTests(ClusterFixture cluster)
 {
-    Schedule LongStage(string name) => new()
+    Schedule LongStage(string name, int epochs = 10) => new()
     {
         Name = name,
         Stages =
@@ -20,7 +21,7 @@ public class FaultTests(ClusterFixture cluster)
                 Arch = Path.Combine(cluster.Demo, "tiny-arch.json"), Vocab = Path.Combine(cluster.Demo, "vocab.txt"), Init = StageInit.InitScratch,
                 Hyperparameters =
                 {
-                    ["batch_size"] = "16", ["max_epochs"] = "10", ["lr"] = "0.002", ["warmup"] = "2", ["log_interval"] = "1",
+                    ["batch_size"] = "16", ["max_epochs"] = $"{epochs}", ["lr"] = "0.002", ["warmup"] = "2", ["log_interval"] = "1",
                     ["save_step_frequency"] = "3",
                 },
             },
@@ -43,6 +44,33 @@ public class FaultTests(ClusterFixture cluster)
     static List<JsonElement> Metrics(StageStatus stage) =>
         File.ReadLines(Path.Combine(stage.RunDir, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement).ToList();
 
+    /// <summary>Every optimiser step of the stage is in the final weights exactly once: read in order, training steps
+    /// go 1, 2, 3, ...; a resume from a checkpoint at step k (never beyond what was trained) makes k + 1 the next; the
+    /// last step is the stage's last. Returns the resume lines.</summary>
+    static List<JsonElement> AssertEveryStepOnce(StageStatus stage)
+    {
+        int next = 1;
+        var resumes = new List<JsonElement>();
+        foreach (var m in Metrics(stage))
+        {
+            string type = m.GetProperty("type").GetString()!;
+            int step = m.GetProperty("step").GetInt32();
+            if (type == "resume")
+            {
+                Assert.True(step < next, $"resumed at step {step}, beyond the {next - 1} steps trained");
+                next = step + 1;
+                resumes.Add(m);
+            }
+            else if (type == "train")
+            {
+                Assert.Equal(next, step);
+                next++;
+            }
+        }
+        Assert.Equal(stage.Progress.Steps, next - 1);
+        return resumes;
+    }
+
     [Fact]
     public async Task A_worker_killed_mid_stage_does_not_stop_the_schedule_and_no_step_is_lost()
     {
@@ -61,20 +89,54 @@ public class FaultTests(ClusterFixture cluster)
         Assert.Equal(32, stage.GlobalBatch);
         Assert.Equal(stage.Progress.Steps, stage.Progress.Step);
 
-        // Every optimiser step of the stage is in the final weights exactly once: steps 1..k before the checkpoint the
-        // recovery resumed from, then k+1..end after it.
-        var metrics = Metrics(stage);
-        var resume = metrics.Last(m => m.GetProperty("type").GetString() == "resume");
-        int k = resume.GetProperty("step").GetInt32();
-        Assert.True(k >= 3, $"resumed at step {k}, not from a step checkpoint");
-        Assert.Equal(1, resume.GetProperty("world_size").GetInt32());
-        int at = metrics.IndexOf(resume);
-        var before = metrics.Take(at).Where(m => m.GetProperty("type").GetString() == "train").Select(m => m.GetProperty("step").GetInt32()).ToList();
-        var after = metrics.Skip(at).Where(m => m.GetProperty("type").GetString() == "train").Select(m => m.GetProperty("step").GetInt32()).ToList();
-        Assert.Equal(Enumerable.Range(1, k), before.Where(s => s <= k).Distinct());
-        Assert.Equal(Enumerable.Range(k + 1, (int)stage.Progress.Steps - k), after);
+        AssertEveryStepOnce(stage);
 
         // The killed worker comes back and joins again.
+        await cluster.App.ResourceCommands.ExecuteCommandAsync("worker-1", KnownResourceCommands.StartCommand).WaitAsync(ClusterFixture.Patience);
+        await cluster.WaitForWorkers(2);
+    }
+
+    [Fact]
+    public async Task A_worker_that_comes_back_mid_stage_rejoins_it_at_the_next_checkpoint()
+    {
+        var submitted = await cluster.Client.SubmitScheduleAsync(new SubmitScheduleRequest { Schedule = LongStage("come back", epochs: 20) });
+        await WaitForStep(submitted.Id, 5);
+        var victim = (await cluster.Client.ListWorkersAsync(new ListWorkersRequest())).Workers.Single(w => w.Name == "worker-1");
+        Process.GetProcessById(victim.Pid).Kill();
+        var deadline = DateTime.UtcNow + ClusterFixture.Patience;
+        while (await cluster.Client.GetScheduleAsync(new GetScheduleRequest { Id = submitted.Id }) is not { Stages: [{ State: RunState.Running, Members.Count: 1 }] })
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the stage was not re-formed on worker-0 alone");
+            await Task.Delay(200);
+        }
+
+        // worker-1 comes back: here a process started by the test, since Aspire's start command rebuilds the project
+        // (rewriting the build folder that worker-0 runs from).
+        var start = new ProcessStartInfo(ServiceProcesses.Executable("ChineseClip.Worker")) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        start.WorkingDirectory = Path.GetDirectoryName(start.FileName)!;
+        start.Environment["Worker__Coordinator"] = cluster.App.GetEndpoint("coordinator", "grpc").ToString().TrimEnd('/');
+        start.Environment["Worker__Name"] = "worker-1";
+        start.Environment["Worker__Threads"] = "1";
+        using var comeback = Process.Start(start)!;
+        comeback.OutputDataReceived += (_, _) => { };
+        comeback.ErrorDataReceived += (_, _) => { };
+        comeback.BeginOutputReadLine();
+        comeback.BeginErrorReadLine();
+        try
+        {
+            var done = await cluster.WaitUntilOver(submitted.Id);
+            var stage = done.Stages[0];
+            Assert.True(done.State == RunState.Succeeded, $"{done.State}: {done.Error}");
+            Assert.True(stage.Grown >= 1, $"the stage never grew back ({stage.Recoveries} re-forms, last: {stage.LastRecovery})");
+            Assert.Equal(["worker-0", "worker-1"], stage.Members);
+            var resumes = AssertEveryStepOnce(stage);
+            Assert.Equal(2, resumes.Last().GetProperty("world_size").GetInt32());
+        }
+        finally
+        {
+            comeback.Kill(entireProcessTree: true);
+            comeback.WaitForExit();
+        }
         await cluster.App.ResourceCommands.ExecuteCommandAsync("worker-1", KnownResourceCommands.StartCommand).WaitAsync(ClusterFixture.Patience);
         await cluster.WaitForWorkers(2);
     }

@@ -19,6 +19,10 @@ public sealed class StageRunner(ScheduleStore store, WorkerRegistry workers, Ren
     // Ranks that reported success, by run; and since when a running stage's member has been out of sight.
     readonly ConcurrentDictionary<string, ConcurrentDictionary<int, bool>> _finished = new();
     readonly ConcurrentDictionary<string, DateTime> _missingSince = new();
+    // When each run started (a checkpoint newer than that is a safe point to re-form at), and, for a stage being
+    // re-formed, the run whose workers must be free again before the next attempt starts.
+    readonly ConcurrentDictionary<string, DateTime> _runStarted = new();
+    readonly ConcurrentDictionary<string, (string RunId, DateTime Until)> _draining = new();
 
     /// <summary>How long a running stage waits for a member that is not connected (say, after a coordinator restart)
     /// before it is re-formed without it.</summary>
@@ -67,9 +71,13 @@ public sealed class StageRunner(ScheduleStore store, WorkerRegistry workers, Ren
             if (schedule.Stages[index].State == RunState.Running)
             {
                 await CheckMembers(schedule, index);
+                await GrowAtSafePoint(schedule, index);
                 continue;
             }
             if (schedule.Stages[index].State != RunState.Pending) continue;
+            // A re-formed stage waits (a little) for the workers of its previous run to be free, so that it starts on
+            // all of them rather than on whoever happens to be free first.
+            if (_draining.TryGetValue($"{schedule.Id}/{index}", out var drain) && DateTime.UtcNow < drain.Until && workers.In(drain.RunId).Count > 0) continue;
             var free = workers.Free();
             int need = WorkersFor(schedule.Schedule.Stages[index], schedule.Stages[index], free.Count);
             if (need == 0) continue;
@@ -114,6 +122,24 @@ public sealed class StageRunner(ScheduleStore store, WorkerRegistry workers, Ren
                 return;
             }
         }
+    }
+
+    /// <summary>A worker that is free while a stage runs on fewer workers than it could use (one that came back, or
+    /// joined late) brings the stage to its next safe point: the first checkpoint written after the run started. The
+    /// stage is then re-formed from that checkpoint on the larger set, with the same global batch.</summary>
+    async Task GrowAtSafePoint(ScheduleStatus schedule, int index)
+    {
+        var stage = schedule.Stages[index];
+        string runId = $"{schedule.Id}/{index}/{stage.Attempt}";
+        var free = workers.Free();
+        if (free.Count == 0 || !_runStarted.TryGetValue(runId, out var started)) return;
+        int could = WorkersFor(schedule.Schedule.Stages[index], stage, stage.Members.Count + free.Count);
+        if (could <= stage.Members.Count) return;
+        string? checkpoint = NewestCheckpoint(stage.RunDir);
+        if (checkpoint is null || File.GetLastWriteTimeUtc(checkpoint) <= started) return;
+        if (stage.Progress is { } p && p.Steps > 0 && p.Step >= p.Steps) return; // finishing anyway
+        await Reform(schedule.Id, index, runId, $"{string.Join(", ", free.Select(w => w.Info.Name))} free: growing from {stage.Members.Count} to {could} workers",
+            checkpoint, countsAsFailure: false);
     }
 
     async Task StartStage(ScheduleStatus schedule, int index, IReadOnlyList<WorkerConnection> members)
@@ -180,6 +206,7 @@ public sealed class StageRunner(ScheduleStore store, WorkerRegistry workers, Ren
         span?.SetTag("cnclip.world_size", members.Count);
         span?.SetTag("cnclip.init_from", from);
         if (span is not null) _spans[runId] = span;
+        _runStarted[runId] = DateTime.UtcNow;
         log.LogInformation("Schedule {Schedule}: stage {Index} '{Stage}' starts on {Workers} from {From}", schedule.Id, index, definition.Name,
             string.Join(", ", members.Select(m => m.Info.Name)), from);
         string optionsJson = train.ToJsonString();
@@ -302,12 +329,20 @@ public sealed class StageRunner(ScheduleStore store, WorkerRegistry workers, Ren
         var schedule = store.Get(id);
         if (schedule is null) return;
         var stage = schedule.Stages[index];
-        if (stage.Attempt >= options.Value.MaxAttempts)
+        if (stage.Attempt - stage.Grown >= options.Value.MaxAttempts)
         {
             await FailStage(id, index, runId, $"stage '{stage.Name}': {why}; giving up after {stage.Attempt} attempts");
             return;
         }
-        string? checkpoint = NewestCheckpoint(stage.RunDir);
+        await Reform(id, index, runId, why, NewestCheckpoint(stage.RunDir), countsAsFailure: true);
+    }
+
+    /// <summary>Stops a stage's run and puts the stage back to PENDING, to resume from <paramref name="checkpoint"/>
+    /// (weights, AdamW state, position in the data) on the workers free at the next scheduling pass.</summary>
+    async Task Reform(string id, int index, string runId, string why, string? checkpoint, bool countsAsFailure)
+    {
+        var stage = store.Get(id)?.Stages[index];
+        if (stage is null) return;
         rendezvous.Close(runId, why);
         var updated = await store.UpdateAsync(id, s =>
         {
@@ -315,14 +350,16 @@ public sealed class StageRunner(ScheduleStore store, WorkerRegistry workers, Ren
             if (st.State != RunState.Running || $"{id}/{index}/{st.Attempt}" != runId) return false;
             st.State = RunState.Pending;
             st.Recoveries++;
+            if (!countsAsFailure) st.Grown++;
             st.LastRecovery = why;
             if (checkpoint is not null) st.ResumedFrom = checkpoint;
             return true;
         });
         if (updated is null) return;
+        _draining[$"{id}/{index}"] = (runId, DateTime.UtcNow + MemberGrace);
         foreach (var w in workers.In(runId)) w.Commands.Writer.TryWrite(new WorkerCommand { CancelStage = new CancelStage { RunId = runId } });
-        EndSpan(runId, ActivityStatusCode.Error, why);
-        log.LogWarning("Schedule {Schedule}: stage '{Stage}' lost its run {Run} ({Why}); resuming from {Checkpoint}", id, stage.Name, runId, why,
+        EndSpan(runId, countsAsFailure ? ActivityStatusCode.Error : ActivityStatusCode.Ok, why);
+        log.LogWarning("Schedule {Schedule}: stage '{Stage}' re-formed after run {Run} ({Why}); resuming from {Checkpoint}", id, stage.Name, runId, why,
             checkpoint ?? "its initial checkpoint (no checkpoint written yet)");
         Wake();
     }

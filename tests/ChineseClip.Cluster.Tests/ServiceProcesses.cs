@@ -1,0 +1,16 @@
+namespace ChineseClip.Cluster.Tests;
+
+/// <summary>The cluster's services as plain processes, started from their build folders.</summary>
+public static class ServiceProcesses
+{
+    // The build folder of a service project, for the configuration these tests were built in.
+    public static string Executable(string project)
+    {
+        var dir = new DirectoryInfo(Path.TrimEndingDirectorySeparator(AppContext.BaseDirectory));
+        string configuration = dir.Parent!.Parent!.Name; // bin/<Configuration>/net10.0/linux-x64/
+        while (!File.Exists(Path.Combine(dir.FullName, "ChineseClip.sln"))) dir = dir.Parent ?? throw new InvalidOperationException("no ChineseClip.sln above the tests");
+        string path = Path.Combine(dir.FullName, "src", project, "bin", configuration, "net10.0", "linux-x64", project);
+        return File.Exists(path) ? path : throw new FileNotFoundException($"{path}: build the solution first", path);
+    }
+
+}
