@@ -1,4 +1,5 @@
-// The cluster, declared: redis (a container where a container engine answers, else redis-server as an executable),
+// The cluster, declared: redis (a container where a container engine answers, else redis-server as an executable,
+// else the embedded Garnet server project),
 // the coordinator, N training workers (cuda:i per worker when Cluster:Gpus is set, else cpu), M preprocessors that turn
 // each stage's training data into shards from the Redis queue (Cluster:Preprocessors=0: workers decode it), and, unless
 // Cluster:Demo is false, the embedded demo: demo data, then its three-stage schedule submitted by `cnclip submit`.
@@ -15,9 +16,15 @@ string runs = Path.GetFullPath(config["Cluster:RunsDirectory"] ?? Path.Combine(b
 string redisMode = config["Cluster:Redis"] ?? "auto";
 string threadsPerWorker = Setting("Cluster:ThreadsPerWorker", Math.Max(1, Environment.ProcessorCount / Math.Max(1, workers))).ToString();
 
-IResourceBuilder<IResourceWithConnectionString> redis = redisMode == "container" || (redisMode == "auto" && ContainerEngineAnswers())
-    ? builder.AddRedis("redis")
-    : builder.AddRedisServer("redis", Path.Combine(runs, ".redis"));
+string redisKind = redisMode != "auto" ? redisMode
+    : ContainerEngineAnswers() ? "container" : OnPath("redis-server") ? "executable" : "garnet";
+IResourceBuilder<IResourceWithConnectionString> redis = redisKind switch
+{
+    "container" => builder.AddRedis("redis"),
+    "executable" => builder.AddRedisServer("redis", Path.Combine(runs, ".redis")),
+    "garnet" => builder.AddGarnetServer("redis", new Projects.ChineseClip_Garnet().ProjectPath),
+    _ => throw new InvalidOperationException($"Cluster:Redis: '{redisMode}' is not auto, container, executable or garnet"),
+};
 
 var coordinator = builder.AddProject<Projects.ChineseClip_Coordinator>("coordinator")
     .WithReference(redis).WaitFor(redis)
@@ -59,6 +66,9 @@ int Setting(string key, int fallback)
     if (text is null) return fallback;
     return int.TryParse(text, out int value) && value >= 0 ? value : throw new InvalidOperationException($"{key}: '{text}' is not a whole number");
 }
+
+static bool OnPath(string program) =>
+    (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries).Any(d => File.Exists(Path.Combine(d, program)));
 
 // `docker info` answers only when an engine runs; a CLI without a daemon fails fast.
 static bool ContainerEngineAnswers()

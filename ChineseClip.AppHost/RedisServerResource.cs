@@ -1,12 +1,13 @@
-// Redis for machines without a container engine: Debian's redis-server run as an executable resource, exposing the
-// same connection string a Redis container would, so services use AddRedisClient("redis") either way.
+// Redis without a container engine: Debian's redis-server, or (when even that is missing) the embedded Garnet server
+// project, run as an executable resource exposing the same connection string a Redis container would, so services use
+// AddRedisClient("redis") either way.
 using Aspire.Hosting.ApplicationModel;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace ChineseClip.AppHost;
 
-public sealed class RedisServerResource(string name, string dataDirectory)
-    : ExecutableResource(name, "redis-server", dataDirectory), IResourceWithConnectionString
+public sealed class RedisServerResource(string name, string command, string workingDirectory)
+    : ExecutableResource(name, command, workingDirectory), IResourceWithConnectionString
 {
     EndpointReference? _endpoint;
     public EndpointReference Endpoint => _endpoint ??= new(this, "tcp");
@@ -21,26 +22,32 @@ public static class RedisServerExtensions
     public static IResourceBuilder<RedisServerResource> AddRedisServer(this IDistributedApplicationBuilder builder, string name, string dataDirectory)
     {
         Directory.CreateDirectory(dataDirectory);
-        var resource = new RedisServerResource(name, dataDirectory);
-        string healthKey = $"{name}_check";
+        return builder.AddRedisCompatible(new RedisServerResource(name, "redis-server", dataDirectory), port =>
+            ["--port", port, "--bind", "127.0.0.1", "--appendonly", "yes", "--save", "", "--dir", dataDirectory]);
+    }
+
+    /// <summary>The ChineseClip.Garnet project (Microsoft Garnet in-process), in memory: schedules survive a
+    /// coordinator restart, not a restart of the whole AppHost.</summary>
+    public static IResourceBuilder<RedisServerResource> AddGarnetServer(this IDistributedApplicationBuilder builder, string name, string projectPath)
+    {
+        string project = Path.GetDirectoryName(projectPath)!;
+        return builder.AddRedisCompatible(new RedisServerResource(name, "dotnet", project), port =>
+            ["run", "--no-build", "--project", projectPath, "--", "--port", port, "--bind", "127.0.0.1", "--memory", "256m", "--index", "16m"]);
+    }
+
+    static IResourceBuilder<RedisServerResource> AddRedisCompatible(this IDistributedApplicationBuilder builder, RedisServerResource resource,
+        Func<object, object[]> arguments)
+    {
+        string healthKey = $"{resource.Name}_check";
         string? connectionString = null;
         builder.Eventing.Subscribe<ConnectionStringAvailableEvent>(resource, async (_, cancel) =>
             connectionString = await resource.ConnectionStringExpression.GetValueAsync(cancel));
-        builder.Services.AddHealthChecks().AddRedis(_ => connectionString ?? throw new InvalidOperationException("redis has no address yet"), name: healthKey);
+        builder.Services.AddHealthChecks().AddRedis(_ => connectionString ?? throw new InvalidOperationException($"{resource.Name} has no address yet"), name: healthKey);
         return builder.AddResource(resource)
             .WithEndpoint(name: "tcp", scheme: "tcp", targetPort: null)
             .WithArgs(context =>
             {
-                context.Args.Add("--port");
-                context.Args.Add(resource.Endpoint.Property(EndpointProperty.TargetPort));
-                context.Args.Add("--bind");
-                context.Args.Add("127.0.0.1");
-                context.Args.Add("--appendonly");
-                context.Args.Add("yes");
-                context.Args.Add("--save");
-                context.Args.Add("");
-                context.Args.Add("--dir");
-                context.Args.Add(dataDirectory);
+                foreach (object a in arguments(resource.Endpoint.Property(EndpointProperty.TargetPort))) context.Args.Add(a);
             })
             .WithHealthCheck(healthKey);
     }

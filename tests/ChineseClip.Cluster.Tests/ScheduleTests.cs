@@ -69,4 +69,25 @@ public class ScheduleTests(ClusterFixture cluster)
             Assert.True(File.Exists(Path.Combine(shards, "train-00000.shard")), shards);
         }
     }
+
+    [Fact]
+    public async Task A_cancelled_schedule_stops_its_running_stage_and_frees_the_workers()
+    {
+        var schedule = new Schedule { Name = "cancel me", Stages = { DemoStage("long", "stage1-muge", StageInit.InitScratch, 50) } };
+        schedule.Stages.Add(DemoStage("never", "stage2-flickr", StageInit.InitBestOfPrevious, 1));
+        var submitted = await cluster.Client.SubmitScheduleAsync(new SubmitScheduleRequest { Schedule = schedule });
+        var deadline = DateTime.UtcNow + ClusterFixture.Patience;
+        while ((await cluster.Client.GetScheduleAsync(new GetScheduleRequest { Id = submitted.Id })).Stages[0].Progress is not { Step: > 0 })
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the stage never started");
+            await Task.Delay(200);
+        }
+
+        var cancelled = await cluster.Client.CancelScheduleAsync(new GetScheduleRequest { Id = submitted.Id });
+        Assert.Equal(RunState.Cancelled, cancelled.State);
+        Assert.Equal([RunState.Cancelled, RunState.Cancelled], cancelled.Stages.Select(s => s.State));
+        await cluster.WaitForWorkers(2); // both free again: the run was stopped, not left to finish
+        var later = await cluster.Client.GetScheduleAsync(new GetScheduleRequest { Id = submitted.Id });
+        Assert.True(later.Stages[0].Progress.Step < later.Stages[0].Progress.Steps, "the stage ran to its end instead of stopping");
+    }
 }
