@@ -70,5 +70,17 @@ public class BenchPreprocessCommandTests
         Assert.Equal(6, json.GetProperty("images").GetInt32());
         Assert.Equal(0, json.GetProperty("failed").GetInt32());
         Assert.True(json.GetProperty("images_per_s").GetDouble() > 0);
+        Assert.Equal("exact", json.GetProperty("mode").GetString());
+    }
+
+    [Fact]
+    public void Bench_preprocess_fast_says_so_and_decodes_every_image()
+    {
+        var r = CliRunner.Run("bench", "preprocess", "--input", SharedFiles.Path("fixtures", "official-tiny", "test_imgs.tsv"), "--res", "64", "--rounds", "1", "--fast");
+        Assert.True(r.ExitCode == 0, r.Error);
+        var json = System.Text.Json.JsonDocument.Parse(Assert.Single(r.OutLines)).RootElement;
+        Assert.Equal("fast", json.GetProperty("mode").GetString());
+        Assert.Equal(6, json.GetProperty("images").GetInt32());
+        Assert.Equal(0, json.GetProperty("failed").GetInt32());
     }
 }
