@@ -27,7 +27,8 @@ public sealed class StageShards(ITaskQueue queue, ILogger log)
             foreach (var spec in specs)
             {
                 if (File.Exists(Path.Combine(shardsDir, spec.Info.FileName()))) continue; // built by an earlier attempt
-                if (await queue.EnqueueAsync(PreprocessTask.ForShard(spec, vocab, shardsDir, traceParent.Length > 0 ? traceParent : null))) queued++;
+                var task = PreprocessTask.ForShard(spec, vocab, shardsDir, traceParent.Length > 0 ? traceParent : null);
+                if (await Patiently(() => queue.EnqueueAsync(task), cancel)) queued++;
             }
             File.WriteAllText(plan + ".tmp", JsonSerializer.Serialize(new { shards = specs.Count }));
             File.Move(plan + ".tmp", plan, overwrite: true);
@@ -45,7 +46,7 @@ public sealed class StageShards(ITaskQueue queue, ILogger log)
                 if (built >= expected) return shardsDir;
                 if (rank == 0)
                 {
-                    var dead = (await queue.DeadLettersAsync()).FirstOrDefault(d => d.TaskId.StartsWith(Path.GetFullPath(shardsDir), StringComparison.Ordinal));
+                    var dead = (await Patiently(queue.DeadLettersAsync, cancel)).FirstOrDefault(d => d.TaskId.StartsWith(Path.GetFullPath(shardsDir), StringComparison.Ordinal));
                     if (dead is not null)
                         throw new InvalidDataException($"preprocessing failed for {dead.TaskId} after {dead.Attempts} attempt(s): {dead.Error}");
                 }
@@ -53,6 +54,26 @@ public sealed class StageShards(ITaskQueue queue, ILogger log)
             if (watch.Elapsed > Patience)
                 throw new TimeoutException($"{shardsDir}: the preprocessors did not finish the train shards within {Patience.TotalMinutes:F0} minutes (are any running?)");
             await Task.Delay(TimeSpan.FromMilliseconds(500), cancel);
+        }
+    }
+
+    // The queue's client can fail transiently under load (a command timeout, a reconnect racing its reader: seen with
+    // StackExchange.Redis 2.13 as "Reading is not allowed after reader was completed"). Enqueueing is idempotent and
+    // reading the dead letters has no effect, so a few more tries are safe; only then does the stage fail (and the
+    // coordinator retry it).
+    async Task<T> Patiently<T>(Func<Task<T>> call, CancellationToken cancel)
+    {
+        for (int attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await call();
+            }
+            catch (Exception e) when (e is not OperationCanceledException && attempt < 5)
+            {
+                log.LogWarning("Preprocessing queue call failed ({Error}); retry {Attempt} of 4", e.Message, attempt);
+                await Task.Delay(TimeSpan.FromSeconds(attempt), cancel);
+            }
         }
     }
 }

@@ -151,14 +151,25 @@ public sealed class WorkerService(Coordinator.CoordinatorClient coordinator, IOp
         catch (Exception e)
         {
             report.Error = $"{e.GetType().Name}: {e.Message.ReplaceLineEndings(" | ")}";
-            // A lost peer or a timeout is the cluster's trouble and worth another attempt; bad inputs are not.
-            report.Retryable = e is TimeoutException or RingMismatchException or RpcException
-                || (e is IOException && e is not FileNotFoundException and not DirectoryNotFoundException);
+            report.Retryable = IsRetryable(e);
             span?.SetStatus(ActivityStatusCode.Error, report.Error);
-            log.LogError("Run {Run}: rank {Rank} failed: {Error}", a.RunId, a.Rank, report.Error);
+            log.LogError(e, "Run {Run}: rank {Rank} failed ({Kind}): {Error}", a.RunId, a.Rank, report.Retryable ? "retryable" : "final", report.Error);
         }
         await Report(report);
     }
+
+    /// <summary>Bad inputs (a missing file, malformed data, a checkpoint that does not fit, an invalid option) fail the
+    /// stage at once: another attempt would meet them again. Anything else (a lost peer, a timeout, a client library's
+    /// transient fault) is worth another attempt from the newest checkpoint; the coordinator bounds the attempts.</summary>
+    internal static bool IsRetryable(Exception e) => e switch
+    {
+        AggregateException { InnerExceptions.Count: 1 } agg => IsRetryable(agg.InnerException!),
+        FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException => false,
+        InvalidDataException or FormatException or ArgumentException or NotSupportedException or System.Text.Json.JsonException => false,
+        ChineseClip.Model.Checkpoints.CheckpointFormatException or ChineseClip.Model.Checkpoints.CheckpointMismatchException
+            or ChineseClip.Model.Checkpoints.UnsafePickleException => false,
+        _ => true,
+    };
 
     async Task ReportProgress(StageAssignment a, TrainProgress p)
     {
@@ -193,7 +204,7 @@ public sealed class WorkerService(Coordinator.CoordinatorClient coordinator, IOp
                 await coordinator.ReportStageEndAsync(report);
                 return;
             }
-            catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded or StatusCode.Internal && attempt < 60)
+            catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded or StatusCode.Internal or StatusCode.Unknown && attempt < 60)
             {
                 await Task.Delay(TimeSpan.FromSeconds(2));
             }

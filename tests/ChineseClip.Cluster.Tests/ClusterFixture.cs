@@ -43,16 +43,39 @@ public sealed class ClusterFixture : IAsyncLifetime
         Directory.CreateDirectory(LogDirectory);
         var logs = App.Services.GetRequiredService<ResourceLoggerService>();
         var model = App.Services.GetRequiredService<DistributedApplicationModel>();
-        foreach (var resource in model.Resources.Where(r => r is ProjectResource or ExecutableResource))
+        foreach (var r in model.Resources) File.Delete(Path.Combine(LogDirectory, $"{r.Name}.log"));
+        // Logs are kept per instance (the resource name plus a suffix, known once it is created), and the logger service
+        // keeps each instance's backlog: so follow the notifications and watch every instance as it appears.
+        var watched = new HashSet<string>();
+        _ = Task.Run(async () =>
         {
-            string path = Path.Combine(LogDirectory, $"{resource.Name}.log");
-            File.WriteAllText(path, "");
-            _ = Task.Run(async () =>
+            await foreach (var e in App.ResourceNotifications.WatchAsync())
             {
-                await foreach (var batch in logs.WatchAsync(resource))
-                    File.AppendAllLines(path, batch.Select(l => l.Content));
-            });
+                if (e.Resource is not (ProjectResource or ExecutableResource) || !watched.Add(e.ResourceId)) continue;
+                string path = Path.Combine(LogDirectory, $"{e.Resource.Name}.log");
+                string instance = e.ResourceId;
+                _ = Task.Run(async () =>
+                {
+                    await foreach (var batch in logs.WatchAsync(instance))
+                        lock (LogDirectory) File.AppendAllLines(path, batch.Select(l => l.Content));
+                });
+            }
+        });
+    }
+
+    /// <summary>The last error lines (and their stack frames) the workers logged: what a failed assertion should show,
+    /// since CI keeps only the test output.</summary>
+    public static string WorkerErrors(int max = 40)
+    {
+        var lines = new List<string>();
+        foreach (string file in Directory.GetFiles(LogDirectory, "worker-*.log").Order())
+        {
+            string[] all;
+            lock (LogDirectory) all = File.ReadAllLines(file);
+            lines.AddRange(all.Where(l => l.Contains("fail", StringComparison.OrdinalIgnoreCase) || l.Contains("Exception") || l.TrimStart().StartsWith("at "))
+                .Select(l => $"{Path.GetFileNameWithoutExtension(file)}: {l}"));
         }
+        return lines.Count == 0 ? "(no worker errors logged)" : string.Join("\n", lines.TakeLast(max));
     }
 
     public async Task WaitForWorkers(int count)

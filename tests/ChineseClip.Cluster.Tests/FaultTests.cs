@@ -36,7 +36,7 @@ public class FaultTests(ClusterFixture cluster)
         {
             var s = watch.ResponseStream.Current;
             if (s.Stages[0].State == RunState.Running && s.Stages[0].Progress?.Step >= step) return s;
-            Assert.True(s.State is RunState.Pending or RunState.Running, $"the schedule ended early: {s.State} {s.Error}");
+            Assert.True(s.State is RunState.Pending or RunState.Running, $"the schedule ended early: {s.State} {s.Error}\n{ClusterFixture.WorkerErrors()}");
         }
         throw new TimeoutException($"schedule {id} never reached step {step}");
     }
@@ -81,7 +81,7 @@ public class FaultTests(ClusterFixture cluster)
 
         var done = await cluster.WaitUntilOver(submitted.Id);
         var stage = done.Stages[0];
-        Assert.True(done.State == RunState.Succeeded, $"{done.State}: {done.Error}");
+        Assert.True(done.State == RunState.Succeeded, $"{done.State}: {done.Error}\n{ClusterFixture.WorkerErrors()}");
         Assert.True(stage.Recoveries >= 1, "the stage was not re-formed");
         // Either the coordinator saw worker-1's stream end first, or worker-0 first reported its ring link to rank 1 lost.
         Assert.Matches("worker-1|rank 1", stage.LastRecovery);
@@ -126,7 +126,7 @@ public class FaultTests(ClusterFixture cluster)
         {
             var done = await cluster.WaitUntilOver(submitted.Id);
             var stage = done.Stages[0];
-            Assert.True(done.State == RunState.Succeeded, $"{done.State}: {done.Error}");
+            Assert.True(done.State == RunState.Succeeded, $"{done.State}: {done.Error}\n{ClusterFixture.WorkerErrors()}");
             Assert.True(stage.Grown >= 1, $"the stage never grew back ({stage.Recoveries} re-forms, last: {stage.LastRecovery})");
             Assert.Equal(["worker-0", "worker-1"], stage.Members);
             var resumes = AssertEveryStepOnce(stage);

@@ -50,7 +50,7 @@ public class ScheduleTests(ClusterFixture cluster)
         var submitted = await cluster.Client.SubmitScheduleAsync(new SubmitScheduleRequest { Schedule = schedule });
 
         var done = await cluster.WaitUntilOver(submitted.Id);
-        Assert.True(done.State == RunState.Succeeded, $"{done.State}: {done.Error}");
+        Assert.True(done.State == RunState.Succeeded, $"{done.State}: {done.Error}\n{ClusterFixture.WorkerErrors()}");
         var (first, second) = (done.Stages[0], done.Stages[1]);
         Assert.Equal(["worker-0", "worker-1"], first.Members);
         Assert.Equal("", first.InitCheckpoint);
