@@ -16,7 +16,7 @@ public static class TrainArguments
         ["beta1"] = ArgumentKind.Number, ["beta2"] = ArgumentKind.Number, ["eps"] = ArgumentKind.Number, ["seed"] = ArgumentKind.Integer,
         ["log_interval"] = ArgumentKind.Integer, ["valid_epoch_interval"] = ArgumentKind.Integer, ["threads"] = ArgumentKind.Integer,
         ["reset_optimizer"] = ArgumentKind.Boolean, ["reset_data_offset"] = ArgumentKind.Boolean,
-        ["save_step_frequency"] = ArgumentKind.Integer, ["accum_freq"] = ArgumentKind.Integer, ["freeze_vision"] = ArgumentKind.Boolean,
+        ["save_step_frequency"] = ArgumentKind.Integer, ["accum_freq"] = ArgumentKind.Integer, ["freeze_vision"] = ArgumentKind.Boolean, ["grad_checkpointing"] = ArgumentKind.Boolean,
     };
 
     /// <summary>Arguments the coordinator sets from the stage itself; a schedule may not set them as hyperparameters.</summary>

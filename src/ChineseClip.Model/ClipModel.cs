@@ -41,6 +41,15 @@ public sealed class ClipModel : nn.Module<Tensor, Tensor, ClipOutput>
     public BertModel Bert => bert;
     public Parameter LogitScale => logit_scale;
 
+    /// <summary>The official set_grad_checkpointing: every transformer block of both towers recomputes its
+    /// activations in the backward pass. As official, not supported for the ResNet image tower.</summary>
+    public void SetGradCheckpointing(bool enable)
+    {
+        if (visual is VisionTransformer vit) vit.Transformer.GradCheckpointing = enable;
+        else if (enable) throw new NotSupportedException($"{Config.Name}: gradient checkpointing needs a ViT image tower (the official code does not support it for ResNet either)");
+        bert.Encoder.GradCheckpointing = enable;
+    }
+
     /// <summary>Image embeddings (not normalised) of [N, 3, R, R] normalised pixels.</summary>
     public Tensor EncodeImage(Tensor pixels) => visual.forward(pixels);
 

@@ -45,6 +45,8 @@ public sealed record TrainOptions
     public int AccumFreq { get; init; } = 1;
     /// <summary>Train the text tower only: image tower weights and BatchNorm statistics stay as loaded.</summary>
     public bool FreezeVision { get; init; }
+    /// <summary>Recompute transformer activations in the backward pass: less memory, about one more forward per step.</summary>
+    public bool GradCheckpointing { get; init; }
 
     internal static readonly Dictionary<string, string> Known = new()
     {
@@ -56,7 +58,7 @@ public sealed record TrainOptions
         ["valid_epoch_interval"] = nameof(ValidEpochInterval), ["threads"] = nameof(Threads),
         ["reset_optimizer"] = nameof(ResetOptimizer), ["reset_data_offset"] = nameof(ResetDataOffset),
         ["save_step_frequency"] = nameof(SaveStepFrequency), ["accum_freq"] = nameof(AccumFreq),
-        ["freeze_vision"] = nameof(FreezeVision),
+        ["freeze_vision"] = nameof(FreezeVision), ["grad_checkpointing"] = nameof(GradCheckpointing),
     };
 
     /// <summary>Reads a JSON or YAML (.yaml/.yml) config; unknown keys, wrong types and missing required keys are errors naming the key.

@@ -20,7 +20,7 @@ public static class TrainStep
     {
         collectives ??= Alone;
         using var scope = NewDisposeScope();
-        optimizer.zero_grad();
+        GradientBucket.For(model).Zero();
         var output = model.forward(pixels, ids);
         Tensor loss = ContrastiveLoss.ComputeGathered(output.ImageFeatures, output.TextFeatures, output.LogitScale, collectives, out Tensor logits);
         loss.backward();
@@ -51,7 +51,7 @@ public static class TrainStep
                 (images[j], texts[j]) = (o.ImageFeatures, o.TextFeatures);
             }
         }
-        optimizer.zero_grad();
+        GradientBucket.For(model).Zero();
         Tensor? lastLogits = null;
         float loss = 0;
         for (int j = 0; j < micro.Count; j++)

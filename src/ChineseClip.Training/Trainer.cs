@@ -59,6 +59,7 @@ public sealed class Trainer(TrainOptions options, TextWriter log, ICollectives? 
         }
         if (options.FreezeVision)
             foreach (var p in model.Visual.parameters()) p.requires_grad = false;
+        if (options.GradCheckpointing) model.SetGradCheckpointing(true);
         var defaults = AdamWSettings.OfficialFor(config, options.Lr, options.Wd);
         var settings = defaults with { Beta1 = options.Beta1 ?? defaults.Beta1, Beta2 = options.Beta2 ?? defaults.Beta2, Eps = options.Eps ?? defaults.Eps };
         using var optimizer = OptimizerFactory.CreateAdamW(model, settings);

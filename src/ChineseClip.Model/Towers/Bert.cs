@@ -159,10 +159,14 @@ public sealed class BertEncoder : nn.Module<Tensor, Tensor, Tensor>
 
     public IList<BertLayer> Layers => layer;
 
+    /// <summary>Recompute each layer in the backward pass instead of keeping its activations (training only).</summary>
+    public bool GradCheckpointing { get; set; }
+
     public override Tensor forward(Tensor x, Tensor mask)
     {
         using var scope = NewDisposeScope();
-        foreach (var l in layer) x = l.forward(x, mask);
+        foreach (var l in layer)
+            x = GradCheckpointing && training ? Checkpoint.Run((h, m) => l.forward(h, m!), x, mask) : l.forward(x, mask);
         return x.MoveToOuterDisposeScope();
     }
 }

@@ -97,10 +97,14 @@ public sealed class VisionTransformerBody : nn.Module<Tensor, Tensor>
 
     public IList<ResidualAttentionBlock> Blocks => resblocks;
 
+    /// <summary>Recompute each block in the backward pass instead of keeping its activations (training only).</summary>
+    public bool GradCheckpointing { get; set; }
+
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        foreach (var block in resblocks) x = block.forward(x);
+        foreach (var block in resblocks)
+            x = GradCheckpointing && training ? Checkpoint.Run((h, _) => block.forward(h), x) : block.forward(x);
         return x.MoveToOuterDisposeScope();
     }
 }

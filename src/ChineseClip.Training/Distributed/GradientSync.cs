@@ -1,37 +1,84 @@
-// Data-parallel gradients: all gradients in one flat bucket, one all-reduce; and rank 0's initial weights broadcast.
+// Data-parallel gradients: all gradients live in one flat bucket, so that one all-reduce covers them; and rank 0's
+// initial weights are broadcast.
 //
 // Every rank's loss is the loss of the whole global batch (features are gathered), but only its own features carry a
 // gradient, so the per-rank gradients add up to the gradient of the global-batch loss. We therefore sum, which makes
 // N ranks take exactly the step one process takes on the global batch. DistributedDataParallel (the official code)
 // averages instead, i.e. its gradient is 1/N of that; AdamW is invariant to that scale except through eps (1e-6),
 // so the difference from the official runs is tiny, while the sum keeps runs comparable across world sizes.
+using System.Runtime.CompilerServices;
 using ChineseClip.Model;
 using static TorchSharp.torch;
 
 namespace ChineseClip.Training.Distributed;
 
-public static class GradientSync
+/// <summary>One flat float32 tensor holding the gradients of every trainable parameter: each parameter's .grad is a
+/// view into it, so autograd accumulates straight into the bucket (no gather before the all-reduce, no scatter after)
+/// and zeroing is one kernel.</summary>
+public sealed class GradientBucket : IDisposable
 {
-    /// <summary>Returns the seconds spent in the all-reduce itself (0 at world size 1).</summary>
-    public static double SumGradients(ClipModel model, ICollectives collectives)
+    static readonly ConditionalWeakTable<ClipModel, GradientBucket> Buckets = new();
+
+    readonly List<TorchSharp.Modules.Parameter> _parameters;
+    readonly List<Tensor> _views = [];
+    public Tensor Flat { get; }
+
+    GradientBucket(List<TorchSharp.Modules.Parameter> parameters)
     {
-        if (collectives.WorldSize == 1) return 0;
-        using var scope = NewDisposeScope();
-        var parameters = model.parameters().Where(p => p.requires_grad).ToList();
-        foreach (var p in parameters) p.grad ??= zeros_like(p).MoveToOuterDisposeScope();
-        Tensor bucket = cat(parameters.Select(p => p.grad!.flatten()).ToList());
-        var watch = System.Diagnostics.Stopwatch.StartNew();
-        collectives.AllReduceSum(bucket);
-        double seconds = watch.Elapsed.TotalSeconds;
-        long offset = 0;
+        _parameters = parameters;
+        Flat = zeros(parameters.Sum(p => p.numel()), dtype: ScalarType.Float32, device: parameters[0].device).DetachFromDisposeScope(); // lives as long as the model, not one step
         using var _ = no_grad();
+        long offset = 0;
         foreach (var p in parameters)
         {
             long n = p.numel();
-            p.grad!.copy_(bucket.narrow(0, offset, n).view_as(p));
+            var view = Flat.narrow(0, offset, n).view(p.shape).DetachFromDisposeScope();
+            using (var old = p.grad) if (old is not null) view.copy_(old); // keep what was accumulated before
+            p.grad = view;
+            _views.Add(view);
             offset += n;
         }
-        return seconds;
+    }
+
+    /// <summary>The model's bucket, made on first use and again when the set of trainable parameters changed (e.g.
+    /// the vision tower was frozen after the first step).</summary>
+    public static GradientBucket For(ClipModel model)
+    {
+        var trainable = model.parameters().Where(p => p.requires_grad).ToList();
+        if (Buckets.TryGetValue(model, out var bucket) && bucket.Matches(trainable)) return bucket;
+        bucket?.Dispose();
+        bucket = new GradientBucket(trainable);
+        Buckets.AddOrUpdate(model, bucket);
+        return bucket;
+    }
+
+    bool Matches(List<TorchSharp.Modules.Parameter> trainable)
+    {
+        if (trainable.Count != _parameters.Count) return false;
+        for (int i = 0; i < trainable.Count; i++)
+            if (!ReferenceEquals(trainable[i], _parameters[i])) return false;
+        return true;
+    }
+
+    public void Zero() => Flat.zero_();
+
+    public void Dispose()
+    {
+        foreach (var v in _views) v.Dispose();
+        Flat.Dispose();
+    }
+}
+
+public static class GradientSync
+{
+    /// <summary>Sums the gradients across ranks; returns the seconds spent in the all-reduce itself (0 at world size 1).</summary>
+    public static double SumGradients(ClipModel model, ICollectives collectives)
+    {
+        if (collectives.WorldSize == 1) return 0;
+        var bucket = GradientBucket.For(model);
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        collectives.AllReduceSum(bucket.Flat);
+        return watch.Elapsed.TotalSeconds;
     }
 
     public static void BroadcastWeights(ClipModel model, ICollectives collectives)
