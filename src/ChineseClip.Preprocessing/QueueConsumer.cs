@@ -32,7 +32,8 @@ public sealed class QueueConsumer(ITaskQueue queue, PreprocessingOptions options
                 }
                 if (await queue.TakeAsync(options.TakeWait) is { } lease) await ProcessAsync(lease);
             }
-            catch (RedisException e)
+            // StackExchange.Redis 2.13 can also surface a reconnect racing its reader as InvalidOperationException.
+            catch (Exception e) when (e is RedisException or InvalidOperationException or TimeoutException)
             {
                 logger.LogWarning("queue unavailable, retrying in 1 s: {Message}", e.Message);
                 try { await Task.Delay(TimeSpan.FromSeconds(1), stopping); } catch (OperationCanceledException) { }
@@ -91,7 +92,7 @@ public sealed class QueueConsumer(ITaskQueue queue, PreprocessingOptions options
                     return;
                 }
             }
-            catch (RedisException e)
+            catch (Exception e) when (e is RedisException or InvalidOperationException or TimeoutException)
             {
                 logger.LogWarning("task {Id}: lease renewal failed, retrying: {Message}", lease.Task.Id, e.Message);
             }
