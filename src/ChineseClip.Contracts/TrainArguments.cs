@@ -17,6 +17,7 @@ public static class TrainArguments
         ["log_interval"] = ArgumentKind.Integer, ["valid_epoch_interval"] = ArgumentKind.Integer, ["threads"] = ArgumentKind.Integer,
         ["reset_optimizer"] = ArgumentKind.Boolean, ["reset_data_offset"] = ArgumentKind.Boolean,
         ["save_step_frequency"] = ArgumentKind.Integer, ["accum_freq"] = ArgumentKind.Integer, ["freeze_vision"] = ArgumentKind.Boolean, ["grad_checkpointing"] = ArgumentKind.Boolean,
+        ["use_augment"] = ArgumentKind.Boolean,
     };
 
     /// <summary>Arguments the coordinator sets from the stage itself; a schedule may not set them as hyperparameters.</summary>

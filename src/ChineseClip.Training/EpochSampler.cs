@@ -31,21 +31,26 @@ public sealed class EpochSampler
     public int PaddedSize { get; }
     public int BatchesPerEpoch => PaddedSize / (LocalBatchSize * WorldSize);
 
-    /// <summary>This rank's sample indices for the epoch (into the dataset, already wrapped), in batch order.</summary>
-    public int[] Indices(int epoch)
+    /// <summary>This rank's positions in the padded epoch (0 .. PaddedSize-1), in batch order; position p is
+    /// dataset sample p % DatasetSize. The position identifies a sample of the epoch whatever the world size.</summary>
+    public int[] Positions(int epoch)
     {
         using var generator = new torch.Generator((ulong)(Seed + epoch));
         using var permutation = torch.randperm(PaddedSize, generator: generator);
         long[] order = permutation.data<long>().ToArray();
         var mine = new int[PaddedSize / WorldSize];
-        for (int i = 0; i < mine.Length; i++) mine[i] = (int)(order[Rank + i * WorldSize] % DatasetSize);
+        for (int i = 0; i < mine.Length; i++) mine[i] = (int)order[Rank + i * WorldSize];
         return mine;
     }
 
-    /// <summary>This rank's batches for the epoch, skipping the first <paramref name="skipBatches"/> (mid-epoch resume).</summary>
-    public IEnumerable<int[]> Batches(int epoch, int skipBatches = 0)
+    /// <summary>This rank's sample indices for the epoch (into the dataset, already wrapped), in batch order.</summary>
+    public int[] Indices(int epoch) => Positions(epoch).Select(p => p % DatasetSize).ToArray();
+
+    /// <summary>This rank's batches for the epoch, skipping the first <paramref name="skipBatches"/> (mid-epoch
+    /// resume): dataset indices, or with <paramref name="positions"/> the positions in the padded epoch.</summary>
+    public IEnumerable<int[]> Batches(int epoch, int skipBatches = 0, bool positions = false)
     {
-        int[] indices = Indices(epoch);
+        int[] indices = positions ? Positions(epoch) : Indices(epoch);
         for (int b = skipBatches; b < BatchesPerEpoch; b++) yield return indices[(b * LocalBatchSize)..((b + 1) * LocalBatchSize)];
     }
 }

@@ -7,9 +7,11 @@ namespace ChineseClip.Training;
 
 public sealed record TrainOptions
 {
-    /// <summary>Folder with train_imgs.tsv / train_texts.jsonl (official layout).</summary>
+    /// <summary>Folder with train_imgs.tsv / train_texts.jsonl (official layout), or the official LMDB: a folder holding
+    /// lmdb/train/{pairs,imgs}, or that lmdb/train folder itself.</summary>
     public required string TrainData { get; init; }
-    /// <summary>Folder with valid_imgs.tsv / valid_texts.jsonl; null skips validation.</summary>
+    /// <summary>Folder with valid_imgs.tsv / valid_texts.jsonl, or the official LMDB (lmdb/valid, or that folder
+    /// itself); null skips validation.</summary>
     public string? ValData { get; init; }
     /// <summary>A folder of packed shards of the train split (built by the preprocessing queue); when set, training
     /// reads its batches there instead of decoding train_data's images.</summary>
@@ -47,6 +49,9 @@ public sealed record TrainOptions
     public bool FreezeVision { get; init; }
     /// <summary>Recompute transformer activations in the backward pass: less memory, about one more forward per step.</summary>
     public bool GradCheckpointing { get; init; }
+    /// <summary>The official training augmentation (RandomResizedCrop 0.9-1, flip, AutoAugment "original") on train
+    /// images; validation never augments.</summary>
+    public bool UseAugment { get; init; }
 
     internal static readonly Dictionary<string, string> Known = new()
     {
@@ -58,7 +63,7 @@ public sealed record TrainOptions
         ["valid_epoch_interval"] = nameof(ValidEpochInterval), ["threads"] = nameof(Threads),
         ["reset_optimizer"] = nameof(ResetOptimizer), ["reset_data_offset"] = nameof(ResetDataOffset),
         ["save_step_frequency"] = nameof(SaveStepFrequency), ["accum_freq"] = nameof(AccumFreq),
-        ["freeze_vision"] = nameof(FreezeVision), ["grad_checkpointing"] = nameof(GradCheckpointing),
+        ["freeze_vision"] = nameof(FreezeVision), ["grad_checkpointing"] = nameof(GradCheckpointing), ["use_augment"] = nameof(UseAugment),
     };
 
     /// <summary>Reads a JSON or YAML (.yaml/.yml) config; unknown keys, wrong types and missing required keys are errors naming the key.

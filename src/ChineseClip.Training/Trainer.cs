@@ -48,6 +48,7 @@ public sealed class Trainer(TrainOptions options, TextWriter log, ICollectives? 
             throw new InvalidDataException($"{options.Vocab}: {tokenizer.VocabSize} tokens, but {config.Name} has vocab_size {config.VocabSize}");
         var transform = new ImageTransform(config.ImageResolution);
         IPairBatches train = options.TrainShards is null ? LoadSplit(options.TrainData, "train", transform, tokenizer) : OpenShards(config);
+        var augment = options.UseAugment ? new TrainAugment(config.ImageResolution, options.Seed) : null;
         var valid = options.ValData is null || !IsMaster ? null : LoadSplit(options.ValData, "valid", transform, tokenizer);
 
         torch.manual_seed(options.Seed);
@@ -92,7 +93,7 @@ public sealed class Trainer(TrainOptions options, TextWriter log, ICollectives? 
             var dataWatch = Stopwatch.StartNew();
             int batchIndex = step - epoch * stepsPerEpoch; // optimiser steps done in this epoch
             // Batches beyond a multiple of accum_freq are dropped, as the official loop does.
-            foreach (int[][] batches in sampler.Batches(epoch, skipBatches: batchIndex * options.AccumFreq)
+            foreach (int[][] batches in sampler.Batches(epoch, skipBatches: batchIndex * options.AccumFreq, positions: true)
                 .Take((stepsPerEpoch - batchIndex) * options.AccumFreq).Chunk(options.AccumFreq))
             {
                 cancel.ThrowIfCancellationRequested();
@@ -102,7 +103,7 @@ public sealed class Trainer(TrainOptions options, TextWriter log, ICollectives? 
                 double dataTime, batchTime;
                 using (var scope = NewDisposeScope())
                 {
-                    var micro = batches.Select(train.Batch).ToList();
+                    var micro = batches.Select(positions => TrainBatch(train, positions, augment, epoch)).ToList();
                     dataTime = dataWatch.Elapsed.TotalSeconds;
                     result = TrainStep.RunAccumulated(model, optimizer, micro, _group);
                     batchTime = dataWatch.Elapsed.TotalSeconds;
@@ -163,6 +164,13 @@ public sealed class Trainer(TrainOptions options, TextWriter log, ICollectives? 
             }
         }
         return results;
+    }
+
+    // A sample's augmentation is keyed by its position in the padded epoch, which every world size agrees on.
+    static (Tensor Pixels, Tensor Ids) TrainBatch(IPairBatches train, int[] positions, TrainAugment? augment, int epoch)
+    {
+        int[] indices = positions.Select(p => p % train.Count).ToArray();
+        return train.Batch(indices, augment is null ? null : new BatchAugmentation(augment, epoch, positions.Select(p => (long)p).ToArray()));
     }
 
     // The official freeze_vision also keeps the image tower's BatchNorm statistics fixed (RN50).
@@ -239,13 +247,19 @@ public sealed class Trainer(TrainOptions options, TextWriter log, ICollectives? 
         if (shards.Resolution != config.ImageResolution || shards.ContextLength != options.ContextLength)
             throw new InvalidDataException($"{options.TrainShards}: shards of {shards.Resolution} px and context length {shards.ContextLength}, " +
                 $"but {config.Name} takes {config.ImageResolution} px and the run context_length {options.ContextLength}");
-        log.WriteLine($"training from {shards.Shards.Count} preprocessed shard(s) in {options.TrainShards}");
+        log.WriteLine($"training from {shards.Shards.Count} preprocessed shard(s) in {options.TrainShards}" +
+            (options.UseAugment ? " (shards keep no original image size: the augmentation's crop aspect is drawn on the R x R image)" : ""));
         return shards;
     }
 
     InMemoryPairDataset LoadSplit(string dir, string split, ImageTransform transform, ClipTokenizer tokenizer)
     {
-        var data = InMemoryPairDataset.Load(dir, split, transform, tokenizer, options.ContextLength, e => log.WriteLine($"warning: {e} (skipped)"));
+        string? lmdb = InMemoryPairDataset.LmdbSplitDirectory(dir, split);
+        if (lmdb is not null) log.WriteLine($"reading the {split} split from the official LMDB in {lmdb}");
+        Action<string> warn = e => log.WriteLine($"warning: {e} (skipped)");
+        var data = lmdb is null
+            ? InMemoryPairDataset.Load(dir, split, transform, tokenizer, options.ContextLength, warn)
+            : InMemoryPairDataset.LoadLmdb(lmdb, transform, tokenizer, options.ContextLength, warn);
         if (data.Count == 0) throw new InvalidDataException($"{dir}: the {split} split has no usable text-image pairs");
         return data;
     }

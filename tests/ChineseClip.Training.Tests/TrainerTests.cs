@@ -119,6 +119,74 @@ public class TrainerTests
         Directory.Delete(root, true);
     }
 
+    static void AssertSameWeights(string expectedPath, string actualPath, bool same = true)
+    {
+        var expected = OfficialCheckpoint.Load(expectedPath).StateDict;
+        var actual = OfficialCheckpoint.Load(actualPath).StateDict;
+        if (same)
+            foreach (var (key, value) in expected)
+                Assert.True(value.equal(actual[key]).all().item<bool>(), $"{key} differs between {expectedPath} and {actualPath}");
+        else
+            Assert.Contains(expected, kv => !kv.Value.equal(actual[kv.Key]).all().item<bool>());
+    }
+
+    [Fact]
+    public void Augmented_training_is_reproducible_and_resumes_mid_epoch_exactly()
+    {
+        string root = Directory.CreateTempSubdirectory("cnclip-augment").FullName;
+        WriteSplit(root, "train", perColour: 4, idBase: 1000);
+        WriteSplit(root, "valid", perColour: 1, idBase: 2000);
+        string Epoch2(string name) => Path.Combine(root, "logs", name, "checkpoints", "epoch2.pt");
+        new Trainer(TrainOptions.Load(WriteConfig(root, "full", new { use_augment = true, save_step_frequency = 2 })), TextWriter.Null).Run();
+        new Trainer(TrainOptions.Load(WriteConfig(root, "again", new { use_augment = true })), TextWriter.Null).Run();
+        AssertSameWeights(Epoch2("full"), Epoch2("again"));
+
+        string middle = Path.Combine(root, "logs", "full", "checkpoints", "epoch2_step4.pt");
+        new Trainer(TrainOptions.Load(WriteConfig(root, "resumed", new { use_augment = true, resume = middle })), TextWriter.Null).Run();
+        AssertSameWeights(Epoch2("full"), Epoch2("resumed"));
+
+        // The augmentation is really applied: without it the same run ends elsewhere.
+        new Trainer(TrainOptions.Load(WriteConfig(root, "plain", new { })), TextWriter.Null).Run();
+        AssertSameWeights(Epoch2("full"), Epoch2("plain"), same: false);
+        Directory.Delete(root, true);
+    }
+
+    [Fact]
+    public void Training_from_the_official_lmdb_reaches_the_weights_of_training_from_tsv()
+    {
+        string root = Directory.CreateTempSubdirectory("cnclip-lmdb-train").FullName;
+        ChineseClip.Data.Demo.DemoDataGenerator.Generate(root, seed: 11, scale: 0.1);
+        string data = Path.Combine(root, ChineseClip.Data.Demo.DemoDataGenerator.Datasets[0]);
+        // What `cnclip build-lmdb --data-dir DATA --splits train,valid --lmdb-dir LMDB/lmdb` runs.
+        string lmdbRoot = Path.Combine(root, "lmdb-copy");
+        OfficialLmdb.Build(data, Path.Combine(lmdbRoot, "lmdb"), ["train", "valid"], e => Assert.Fail(e));
+        Dictionary<string, object?> Settings(string name, string train, string valid) => new()
+        {
+            ["train_data"] = train, ["val_data"] = valid, ["arch"] = Path.Combine(root, "tiny-arch.json"), ["vocab"] = Path.Combine(root, "vocab.txt"),
+            ["logs"] = Path.Combine(root, "logs"), ["name"] = name, ["batch_size"] = 16, ["valid_batch_size"] = 16, ["context_length"] = 24,
+            ["lr"] = 1e-3, ["warmup"] = 2, ["max_epochs"] = 1, ["threads"] = 1, ["use_augment"] = true,
+        };
+        IReadOnlyList<ValidationResult> Train(string name, string train, string valid, StringWriter log)
+        {
+            string config = Path.Combine(root, name + ".json");
+            File.WriteAllText(config, JsonSerializer.Serialize(Settings(name, train, valid)));
+            return new Trainer(TrainOptions.Load(config), log).Run();
+        }
+        var tsvLog = new StringWriter();
+        var fromTsv = Train("tsv", data, data, tsvLog);
+        // train_data names the lmdb/train folder itself (as the official scripts do), val_data the folder above lmdb/.
+        var lmdbLog = new StringWriter();
+        var fromLmdb = Train("lmdb", Path.Combine(lmdbRoot, "lmdb", "train"), lmdbRoot, lmdbLog);
+
+        Assert.Contains("reading the train split from the official LMDB", lmdbLog.ToString());
+        Assert.Contains("reading the valid split from the official LMDB", lmdbLog.ToString());
+        Assert.DoesNotContain("official LMDB", tsvLog.ToString());
+        // Pair i of the LMDB is pair i of the tsv/jsonl (same builder order), so the sampler picks the same samples.
+        AssertSameWeights(Path.Combine(root, "logs", "tsv", "checkpoints", "epoch1.pt"), Path.Combine(root, "logs", "lmdb", "checkpoints", "epoch1.pt"));
+        Assert.Equal(fromTsv.Select(r => (r.TextToImage, r.ImageToText)), fromLmdb.Select(r => (r.TextToImage, r.ImageToText)));
+        Directory.Delete(root, true);
+    }
+
     [Fact]
     public void Freeze_vision_keeps_the_image_tower_and_accum_freq_groups_batches_into_steps()
     {

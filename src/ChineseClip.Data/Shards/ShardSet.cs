@@ -1,6 +1,5 @@
 // A split's shards read back for training: every {split}-NNNNN.shard of a folder, verified, in shard order, with the
-// same batches InMemoryPairDataset gives for the same pairs.
-using static TorchSharp.torch;
+// same pixels and tokens InMemoryPairDataset gives for the same pairs.
 
 namespace ChineseClip.Data.Shards;
 
@@ -57,20 +56,19 @@ public sealed class ShardSet : ChineseClip.Data.Datasets.IPairBatches
         return (_shards[s], index - _starts[s]);
     }
 
-    /// <summary>Normalised pixels [N, 3, R, R] and token ids [N, L] of the given samples, as
-    /// <see cref="Datasets.InMemoryPairDataset.Batch"/> computes them.</summary>
-    public (Tensor Pixels, Tensor Ids) Batch(IReadOnlyList<int> indices)
+    public ReadOnlySpan<byte> Pixels(int index)
     {
-        int n = indices.Count, r = Resolution, l = ContextLength, plane = 3 * r * r;
-        var pixels = new float[n * plane];
-        var ids = new long[n * l];
-        for (int i = 0; i < n; i++)
-        {
-            var (shard, k) = Locate(indices[i]);
-            shard.NormalizedPixels(k, pixels.AsSpan(i * plane, plane));
-            var tokens = shard.Tokens(k);
-            for (int t = 0; t < l; t++) ids[i * l + t] = tokens[t];
-        }
-        return (tensor(pixels, [n, 3, r, r]), tensor(ids, [n, l]));
+        var (shard, k) = Locate(index);
+        return shard.Pixels(k);
+    }
+
+    /// <summary>Shards keep only the R x R pixels, not the original size.</summary>
+    public (int Width, int Height) SourceSize(int index) => (Resolution, Resolution);
+
+    public void CopyTokens(int index, Span<long> ids)
+    {
+        var (shard, k) = Locate(index);
+        var tokens = shard.Tokens(k);
+        for (int t = 0; t < tokens.Length; t++) ids[t] = tokens[t];
     }
 }

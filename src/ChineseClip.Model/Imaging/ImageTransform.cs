@@ -107,6 +107,13 @@ public sealed class ImageTransform
         return rgb;
     }
 
+    /// <summary>Width and height of an encoded image, read from its header (what the image was before the resize).</summary>
+    public static (int Width, int Height) SourceSize(ReadOnlySpan<byte> encoded)
+    {
+        var (info, _) = DecodedImage.Identify(encoded);
+        return (info.Width, info.Height);
+    }
+
     /// <summary>ToRgbBytes, and the reduction the JPEG decoder applied (1: decoded at full size).</summary>
     internal byte[] ToRgbBytes(ReadOnlySpan<byte> encoded, out int jpegScale)
     {
