@@ -19,18 +19,23 @@ public static class BenchTrainStepCommand
         var batch = new Option<int>("--batch") { Description = "samples per step", Required = true };
         var steps = new Option<int>("--steps") { Description = "timed steps (one untimed warm-up step runs first)", Required = true };
         var threads = new Option<int>("--threads") { Description = "intra-op CPU threads", Required = true };
+        var context = new Option<int>("--context-length") { Description = "tokens per text", DefaultValueFactory = _ => ContextLength };
+        var checkpointing = new Option<bool>("--grad-checkpointing") { Description = "recompute transformer blocks in the backward pass" };
+        var profile = new Option<bool>("--profile") { Description = "also time the phases (image forward, text forward, loss + backward, AdamW) in extra steps" };
         var command = new Command("train-step",
             "Time one official fine-tuning step (both towers, symmetric InfoNCE, backward, AdamW, logit-scale clamp) on random inputs.")
         {
-            arch, batch, steps, threads,
+            arch, batch, steps, threads, context, checkpointing, profile,
         };
         command.SetAction(r => CliApp.Guard(io, () =>
-            Run(io, r.GetValue(arch)!, r.GetValue(batch), r.GetValue(steps), r.GetValue(threads))));
+            Run(io, r.GetValue(arch)!, r.GetValue(batch), r.GetValue(steps), r.GetValue(threads), r.GetValue(context),
+                r.GetValue(checkpointing), r.GetValue(profile))));
         return command;
     }
 
-    static int Run(CliIO io, string archName, int batch, int steps, int threads)
+    static int Run(CliIO io, string archName, int batch, int steps, int threads, int contextLength, bool checkpointing, bool profile)
     {
+        if (contextLength < 3) throw new CliException($"--context-length {contextLength}: must be at least 3");
         if (batch < 1) throw new CliException($"--batch {batch}: must be at least 1");
         if (steps < 1) throw new CliException($"--steps {steps}: must be at least 1");
         if (threads < 1) throw new CliException($"--threads {threads}: must be at least 1");
@@ -39,9 +44,10 @@ public static class BenchTrainStepCommand
         torch.manual_seed(0);
         using var model = new ClipModel(config);
         model.train();
+        if (checkpointing) model.SetGradCheckpointing(true);
         using var optimizer = OptimizerFactory.CreateAdamW(model, AdamWSettings.OfficialFor(config));
         using var pixels = randn(batch, 3, config.ImageResolution, config.ImageResolution);
-        using var ids = RandomIds(batch, config.VocabSize);
+        using var ids = RandomIds(batch, config.VocabSize, contextLength);
 
         var times = new List<double>();
         float loss = 0;
@@ -52,6 +58,7 @@ public static class BenchTrainStepCommand
             if (i > 0) times.Add(watch.Elapsed.TotalMilliseconds);
         }
         double median = Median(times);
+        var phases = profile ? Phases(model, optimizer, pixels, ids, steps) : null;
         var result = new
         {
             bench = "train-step",
@@ -59,6 +66,9 @@ public static class BenchTrainStepCommand
             batch,
             steps,
             threads,
+            context_length = contextLength,
+            grad_checkpointing = checkpointing,
+            phases_ms_median = phases,
             ms_per_step_median = Math.Round(median, 2),
             samples_per_s = Math.Round(batch * 1000.0 / median, 3),
             ms_per_step = times.Select(t => Math.Round(t, 2)).ToArray(),
@@ -70,19 +80,47 @@ public static class BenchTrainStepCommand
         return ExitCodes.Success;
     }
 
-    /// <summary>[CLS] + random word pieces of random length + [SEP], zero-padded: realistic masks for both towers.</summary>
-    static Tensor RandomIds(int batch, int vocab)
+    /// <summary>The step of TrainStep.Run cut into its phases, each timed on its own (median over the steps).</summary>
+    static Dictionary<string, double> Phases(ClipModel model, TorchSharp.Modules.AdamW optimizer, Tensor pixels, Tensor ids, int steps)
     {
+        var t = new Dictionary<string, List<double>> { ["image_forward"] = [], ["text_forward"] = [], ["loss_backward"] = [], ["adamw"] = [] };
+        for (int i = 0; i < steps; i++)
+        {
+            using var scope = NewDisposeScope();
+            var watch = Stopwatch.StartNew();
+            void Lap(string phase) { t[phase].Add(watch.Elapsed.TotalMilliseconds); watch.Restart(); }
+            Training.Distributed.GradientBucket.For(model).Zero();
+            var image = ClipModel.Normalize(model.EncodeImage(pixels));
+            Lap("image_forward");
+            var text = ClipModel.Normalize(model.EncodeText(ids));
+            Lap("text_forward");
+            ContrastiveLoss.Compute(image, text, model.LogitScale.exp()).backward();
+            Lap("loss_backward");
+            optimizer.step();
+            OptimizerFactory.ClampLogitScale(model);
+            Lap("adamw");
+        }
+        return t.ToDictionary(kv => kv.Key, kv => Math.Round(Median(kv.Value), 2));
+    }
+
+    /// <summary>[CLS] + random word pieces of random length + [SEP], zero-padded: realistic masks for both towers.
+    /// The official vocab's [CLS]/[SEP] are 101/102 and its word pieces start at 672; a small vocab (the demo's) keeps
+    /// its five specials first.</summary>
+    static Tensor RandomIds(int batch, int vocab, int contextLength)
+    {
+        bool official = vocab > 672;
+        long cls = official ? 101 : 2, sep = official ? 102 : 3;
+        int firstWord = official ? 672 : 5;
         var random = new Random(0);
-        var ids = new long[batch * ContextLength];
+        var ids = new long[batch * contextLength];
         for (int b = 0; b < batch; b++)
         {
-            int length = random.Next(8, ContextLength - 1);
-            ids[b * ContextLength] = 101;
-            for (int t = 1; t <= length; t++) ids[b * ContextLength + t] = random.Next(672, vocab);
-            ids[b * ContextLength + length + 1] = 102;
+            int length = random.Next(Math.Min(8, contextLength - 2), contextLength - 1);
+            ids[b * contextLength] = cls;
+            for (int t = 1; t <= length; t++) ids[b * contextLength + t] = random.Next(firstWord, vocab);
+            ids[b * contextLength + length + 1] = sep;
         }
-        return tensor(ids, [batch, ContextLength]);
+        return tensor(ids, [batch, contextLength]);
     }
 
     internal static double Median(IReadOnlyList<double> values)
