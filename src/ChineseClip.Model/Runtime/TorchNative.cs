@@ -133,11 +133,14 @@ public static class TorchNative
     static IntPtr Resolve(string name, Assembly assembly, DllImportSearchPath? searchPath) =>
         Loaded.TryGetValue(LogicalName(name), out IntPtr handle) ? handle : IntPtr.Zero;
 
-    /// <summary>The files of libtorch_cpu.so mapped into this process (from /proc/self/maps): one, when loading went right.</summary>
-    public static IReadOnlyList<string> MappedLibtorch() =>
+    /// <summary>The files of libtorch_cpu.so mapped into this process: one, when loading went right.</summary>
+    public static IReadOnlyList<string> MappedLibtorch() => Mapped(name => name == "libtorch_cpu.so");
+
+    /// <summary>Files mapped into this process (/proc/self/maps) whose file name passes <paramref name="match"/>.</summary>
+    public static IReadOnlyList<string> Mapped(Func<string, bool> match) =>
         !File.Exists("/proc/self/maps") ? [] : File.ReadLines("/proc/self/maps")
             .Select(line => line.IndexOf('/') is int at and >= 0 ? line[at..] : "")
-            .Where(path => Path.GetFileName(path) == "libtorch_cpu.so").Distinct().ToList();
+            .Where(path => path.Length > 0 && match(Path.GetFileName(path))).Distinct().ToList();
 
     static string? NullIfEmpty(string? s) => string.IsNullOrWhiteSpace(s) ? null : s;
 
