@@ -41,7 +41,7 @@ public static class BenchTrainStepCommand
         model.train();
         using var optimizer = OptimizerFactory.CreateAdamW(model, AdamWSettings.OfficialFor(config));
         using var pixels = randn(batch, 3, config.ImageResolution, config.ImageResolution);
-        using var ids = RandomIds(batch, config.VocabSize);
+        using var ids = RandomIds(batch, config.VocabSize, ContextLength);
 
         var times = new List<double>();
         float loss = 0;
@@ -71,18 +71,18 @@ public static class BenchTrainStepCommand
     }
 
     /// <summary>[CLS] + random word pieces of random length + [SEP], zero-padded: realistic masks for both towers.</summary>
-    static Tensor RandomIds(int batch, int vocab)
+    internal static Tensor RandomIds(int batch, int vocab, int contextLength)
     {
         var random = new Random(0);
-        var ids = new long[batch * ContextLength];
+        var ids = new long[batch * contextLength];
         for (int b = 0; b < batch; b++)
         {
-            int length = random.Next(8, ContextLength - 1);
-            ids[b * ContextLength] = 101;
-            for (int t = 1; t <= length; t++) ids[b * ContextLength + t] = random.Next(672, vocab);
-            ids[b * ContextLength + length + 1] = 102;
+            int length = random.Next(8, contextLength - 1);
+            ids[b * contextLength] = 101;
+            for (int t = 1; t <= length; t++) ids[b * contextLength + t] = random.Next(672, vocab);
+            ids[b * contextLength + length + 1] = 102;
         }
-        return tensor(ids, [batch, ContextLength]);
+        return tensor(ids, [batch, contextLength]);
     }
 
     internal static double Median(IReadOnlyList<double> values)

@@ -165,7 +165,8 @@ public sealed class NcclCollectives : ICollectives
 
     static string ErrorString(int result) => $"{Marshal.PtrToStringUTF8(Native.GetErrorString(result)) ?? "unknown"} (ncclResult {result})";
 
-    static string FirstLine(string s) => s.Split('\n')[0].Trim();
+    // .NET's DllNotFoundException text goes on about strace and LD_DEBUG after the first sentence.
+    static string FirstLine(string s) => s.Split('\n')[0].Split(" In order to help", 2)[0].Trim().TrimEnd('.');
 
     /// <summary>How rank 0 publishes the unique id in the rendezvous.</summary>
     public static unsafe string EncodeUniqueId(UniqueId id) => IdPrefix + Convert.ToBase64String(new ReadOnlySpan<byte>(id.Bytes, UniqueIdBytes));
