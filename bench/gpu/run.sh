@@ -19,8 +19,10 @@ fail() { echo "run.sh: $*" >&2; exit 2; }
 [ -f "$package" ] || fail "$package: not found (publish and pack cnclip as bench/gpu/README.md says, and carry .gpu)"
 [ -f "$fixtures/parity.pt" ] || fail "$fixtures/parity.pt: not found (copy the official-tiny fixture into $fixtures)"
 
-torch_lib=$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))') || fail "python3 cannot import torch"
-export CNCLIP_LIBTORCH_DIR=${CNCLIP_LIBTORCH_DIR:-$torch_lib}
+if [ -z "${CNCLIP_LIBTORCH_DIR:-}" ]; then
+  CNCLIP_LIBTORCH_DIR=$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))') || fail "python3 cannot import torch (or set CNCLIP_LIBTORCH_DIR)"
+fi
+export CNCLIP_LIBTORCH_DIR
 # NCCL comes with PyTorch's pip dependencies (nvidia-nccl-cu*); libtorch_cuda finds it by RUNPATH, our P/Invoke by this.
 nccl_lib=$(python3 -c 'import os, nvidia.nccl as n; print(os.path.join(list(n.__path__)[0], "lib"))' 2>/dev/null || true)
 export LD_LIBRARY_PATH="${nccl_lib:+$nccl_lib:}${LD_LIBRARY_PATH:-}"
