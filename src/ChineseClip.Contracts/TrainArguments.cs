@@ -18,6 +18,7 @@ public static class TrainArguments
         ["reset_optimizer"] = ArgumentKind.Boolean, ["reset_data_offset"] = ArgumentKind.Boolean,
         ["save_step_frequency"] = ArgumentKind.Integer, ["accum_freq"] = ArgumentKind.Integer, ["freeze_vision"] = ArgumentKind.Boolean, ["grad_checkpointing"] = ArgumentKind.Boolean,
         ["use_augment"] = ArgumentKind.Boolean,
+        ["device"] = ArgumentKind.Text, ["precision"] = ArgumentKind.Text, ["tf32"] = ArgumentKind.Boolean, ["sdpa_backend"] = ArgumentKind.Text,
     };
 
     /// <summary>Arguments the coordinator sets from the stage itself; a schedule may not set them as hyperparameters.</summary>

@@ -52,6 +52,21 @@ public sealed record TrainOptions
     /// <summary>The official training augmentation (RandomResizedCrop 0.9-1, flip, AutoAugment "original") on train
     /// images; validation never augments.</summary>
     public bool UseAugment { get; init; }
+    /// <summary>Where this rank computes: cpu, cuda (the current GPU) or cuda:N. Not an official argument (the official
+    /// script takes the GPU from the local rank).</summary>
+    public string Device { get; init; } = "cpu";
+    /// <summary>fp32 or bf16. The official choices amp and fp16 (default amp) are refused by name: this port does not
+    /// run fp16 with loss scaling.</summary>
+    public string Precision { get; init; } = "fp32";
+    /// <summary>Let float32 matrix products and convolutions on CUDA use TF32 (torch.backends.*.allow_tf32).</summary>
+    public bool Tf32 { get; init; }
+    /// <summary>Which CUDA kernels scaled_dot_product_attention may use: auto (libtorch picks), flash (math off) or math
+    /// (flash off). TorchSharp 0.107 exposes only these two switches, so the memory-efficient kernel stays allowed.</summary>
+    public string SdpaBackend { get; init; } = "auto";
+
+    /// <summary>The official precision choices (params.py) with the ones this port runs.</summary>
+    public static readonly IReadOnlyList<string> SupportedPrecisions = ["fp32", "bf16"];
+    public static readonly IReadOnlyList<string> SdpaBackends = ["auto", "flash", "math"];
 
     internal static readonly Dictionary<string, string> Known = new()
     {
@@ -64,6 +79,7 @@ public sealed record TrainOptions
         ["reset_optimizer"] = nameof(ResetOptimizer), ["reset_data_offset"] = nameof(ResetDataOffset),
         ["save_step_frequency"] = nameof(SaveStepFrequency), ["accum_freq"] = nameof(AccumFreq),
         ["freeze_vision"] = nameof(FreezeVision), ["grad_checkpointing"] = nameof(GradCheckpointing), ["use_augment"] = nameof(UseAugment),
+        ["tf32"] = nameof(Tf32), ["sdpa_backend"] = nameof(SdpaBackend),
     };
 
     /// <summary>Reads a JSON or YAML (.yaml/.yml) config; unknown keys, wrong types and missing required keys are errors naming the key.
@@ -125,6 +141,22 @@ public sealed record TrainOptions
         return options;
     }
 
+    /// <summary>cpu, cuda or cuda:N (N a non-negative integer) as a torch device.</summary>
+    public static bool TryParseDevice(string text, out TorchSharp.torch.Device device)
+    {
+        device = TorchSharp.torch.CPU;
+        if (text == "cpu") return true;
+        if (text == "cuda")
+        {
+            device = new TorchSharp.torch.Device(TorchSharp.DeviceType.CUDA);
+            return true;
+        }
+        if (!text.StartsWith("cuda:", StringComparison.Ordinal) || !int.TryParse(text.AsSpan(5), System.Globalization.NumberStyles.None,
+                System.Globalization.CultureInfo.InvariantCulture, out int index)) return false;
+        device = new TorchSharp.torch.Device(TorchSharp.DeviceType.CUDA, index);
+        return true;
+    }
+
     // YAML scalars keep their natural types (numbers, booleans) so both formats bind the same way.
     static JsonNode? YamlToJson(string text)
     {
@@ -158,5 +190,9 @@ public sealed record TrainOptions
         Check(AccumFreq >= 1, "accum_freq", "must be at least 1");
         Check(SaveStepFrequency >= 0, "save_step_frequency", "must not be negative");
         Check(ValidEpochInterval >= 1, "valid_epoch_interval", "must be at least 1");
+        Check(TryParseDevice(Device, out _), "device", $"'{Device}' is not cpu, cuda or cuda:N");
+        Check(Precision is not ("amp" or "fp16"), "precision", $"'{Precision}' (an official choice) is not supported here: use fp32 or bf16");
+        Check(SupportedPrecisions.Contains(Precision), "precision", $"'{Precision}' is not one of {string.Join(", ", SupportedPrecisions)}");
+        Check(SdpaBackends.Contains(SdpaBackend), "sdpa_backend", $"'{SdpaBackend}' is not one of {string.Join(", ", SdpaBackends)}");
     }
 }

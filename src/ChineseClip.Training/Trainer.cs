@@ -42,6 +42,7 @@ public sealed class Trainer(TrainOptions options, TextWriter log, ICollectives? 
     public IReadOnlyList<ValidationResult> Run(CancellationToken cancel = default)
     {
         torch.set_num_threads(options.Threads);
+        RefuseWhatIsNotWired();
         ClipConfig config = Architectures.Resolve(options.Arch);
         var tokenizer = ClipTokenizer.FromVocabFile(options.Vocab);
         if (tokenizer.VocabSize != config.VocabSize)
@@ -171,6 +172,17 @@ public sealed class Trainer(TrainOptions options, TextWriter log, ICollectives? 
     {
         int[] indices = positions.Select(p => p % train.Count).ToArray();
         return train.Batch(indices, augment is null ? null : new BatchAugmentation(augment, epoch, positions.Select(p => (long)p).ToArray()));
+    }
+
+    // The options accept cuda and bf16, but the step (TrainStep) still builds CPU tensors and runs the model in float32;
+    // a run that asks for them fails here, before any data is read, rather than training on something else.
+    void RefuseWhatIsNotWired()
+    {
+        var device = DeviceSettings.Resolve(options.Device);
+        if (device.type != DeviceType.CPU)
+            throw new NotSupportedException($"device '{options.Device}': training on CUDA is not wired into the trainer yet (cnclip bench gpu --check runs the CUDA checks)");
+        if (options.Precision != "fp32")
+            throw new NotSupportedException($"precision '{options.Precision}': the trainer runs fp32 only so far");
     }
 
     // The official freeze_vision also keeps the image tower's BatchNorm statistics fixed (RN50).

@@ -2,6 +2,7 @@ using ChineseClip.Model.Runtime;
 using ChineseClip.Worker.Extensions;
 
 if (NativeAllocator.ReexecWithJemallocIfAvailable(args) is int childExit) return childExit;
+if (!TorchNative.TryLoadFromEnvironment(Console.Error, "worker")) return 1;
 
 var builder = WebApplication.CreateBuilder(args);
 builder.AddServiceDefaults();

@@ -109,6 +109,7 @@ public sealed class WorkerService(Coordinator.CoordinatorClient coordinator, IOp
         {
             var json = JsonNode.Parse(a.TrainOptionsJson)!.AsObject();
             if (!json.ContainsKey("threads")) json["threads"] = _options.Threads;
+            if (!json.ContainsKey("device")) json["device"] = _options.Device;
             var trainOptions = TrainOptions.FromJson(json, $"run {a.RunId}", Environment.CurrentDirectory);
             if (services.GetService<ChineseClip.Preprocessing.ITaskQueue>() is { } queue && trainOptions.TrainShards is null)
             {
@@ -120,10 +121,8 @@ public sealed class WorkerService(Coordinator.CoordinatorClient coordinator, IOp
             }
             log.LogInformation("Run {Run}: rank {Rank} of {World}, training {Data} into {Dir}", a.RunId, a.Rank, a.WorldSize, trainOptions.TrainData,
                 Path.Combine(trainOptions.Logs, trainOptions.Name));
-            using ICollectives group = a.WorldSize > 1
-                ? RingCollectives.Connect(a.Rank, a.WorldSize, new CoordinatorRendezvous(coordinator, a.RunId, cancel),
-                    new RingOptions { Group = a.RunId, ListenHost = _options.RingHost })
-                : new SingleProcess();
+            using ICollectives group = Collectives.Connect(a.Rank, a.WorldSize, new CoordinatorRendezvous(coordinator, a.RunId, cancel),
+                trainOptions.Device, new RingOptions { Group = a.RunId, ListenHost = _options.RingHost });
             using var writer = new LogWriter(log);
             var lastReport = Stopwatch.StartNew();
             var trainer = new Trainer(trainOptions, writer, group)

@@ -25,9 +25,13 @@ public static class CliRunner
     }
 
     /// <summary>Runs cnclip as its own process (for runs that must not share torch's process-wide state with other tests).</summary>
-    public static Result RunProcess(params string[] args)
+    public static Result RunProcess(params string[] args) =>
+        RunProcess(ChineseClip.Cli.Launching.LocalRanks.SelfStartInfo(), new Dictionary<string, string>(), args);
+
+    /// <summary>Runs <paramref name="start"/> (a cnclip) with <paramref name="environment"/> added to this process's variables.</summary>
+    public static Result RunProcess(System.Diagnostics.ProcessStartInfo start, IReadOnlyDictionary<string, string> environment, params string[] args)
     {
-        var start = ChineseClip.Cli.Launching.LocalRanks.SelfStartInfo();
+        foreach (var (name, value) in environment) start.Environment[name] = value;
         foreach (string a in args) start.ArgumentList.Add(a);
         start.RedirectStandardOutput = start.RedirectStandardError = true;
         using var process = System.Diagnostics.Process.Start(start)!;

@@ -11,6 +11,7 @@ public static class BenchCommand
         command.Subcommands.Add(BenchTrainStepCommand.Create(io));
         command.Subcommands.Add(BenchPreprocessCommand.Create(io));
         command.Subcommands.Add(BenchAllReduceCommand.Create(io));
+        command.Subcommands.Add(BenchGpuCommand.Create(io));
         return command;
     }
 }

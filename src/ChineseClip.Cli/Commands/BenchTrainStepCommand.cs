@@ -106,7 +106,7 @@ public static class BenchTrainStepCommand
     /// <summary>[CLS] + random word pieces of random length + [SEP], zero-padded: realistic masks for both towers.
     /// The official vocab's [CLS]/[SEP] are 101/102 and its word pieces start at 672; a small vocab (the demo's) keeps
     /// its five specials first.</summary>
-    static Tensor RandomIds(int batch, int vocab, int contextLength)
+    internal static Tensor RandomIds(int batch, int vocab, int contextLength)
     {
         bool official = vocab > 672;
         long cls = official ? 101 : 2, sep = official ? 102 : 3;

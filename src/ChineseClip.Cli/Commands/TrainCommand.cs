@@ -43,9 +43,9 @@ public static class TrainCommand
             if (r.GetValue(rank) is int me)
             {
                 string dir = r.GetValue(rendezvous) ?? throw new CliException("--rendezvous is required with --rank");
-                using var ring = RingCollectives.Connect(me, r.GetValue(worldSize), new FileRendezvous(dir),
+                using var group = Collectives.Connect(me, r.GetValue(worldSize), new FileRendezvous(dir), options.Device,
                     new RingOptions { Transport = via, Group = Path.GetFileName(dir) });
-                new Trainer(options, io.Out, ring).Run();
+                new Trainer(options, io.Out, group).Run();
                 return ExitCodes.Success;
             }
             int n = r.GetValue(nproc);

@@ -7,8 +7,8 @@
 // step g+1, so a rank forwards it at once. Each segment's final sum is computed on one rank and copied to the others,
 // so every rank ends with the same bits.
 using System.Buffers;
-using System.Runtime.InteropServices;
 using System.Threading.Channels;
+using ChineseClip.Model.Runtime;
 using static TorchSharp.torch;
 
 namespace ChineseClip.Training.Distributed;
@@ -231,11 +231,7 @@ public sealed class RingCollectives : ICollectives
 
     static unsafe Span<byte> Region(IntPtr data, long offset, int length) => new((byte*)data + offset, length);
 
-    [DllImport("LibTorchSharp")]
-    static extern IntPtr THSTensor_data(IntPtr handle);
-
-    // Offset-aware pointer to the first element (TorchSharp exposes no data_ptr).
-    static IntPtr DataPointer(Tensor t) => THSTensor_data(t.Handle);
+    static IntPtr DataPointer(Tensor t) => TorchNative.DataPointer(t);
 
     public void Dispose()
     {

@@ -13,7 +13,7 @@ public sealed class WorkerOptions
 {
     /// <summary>Unique in the cluster; default: WORKER_NAME, else host-pid.</summary>
     public string Name { get; set; } = Environment.GetEnvironmentVariable("WORKER_NAME") ?? $"{Environment.MachineName}-{Environment.ProcessId}";
-    /// <summary>"cpu" or "cuda:i".</summary>
+    /// <summary>"cpu", "cuda" or "cuda:i": the training option device of this worker's ranks, unless a stage sets it.</summary>
     public string Device { get; set; } = "cpu";
     /// <summary>The address this worker's ring listens on and others dial.</summary>
     public string RingHost { get; set; } = "127.0.0.1";
@@ -33,6 +33,7 @@ public static class Extensions
     {
         builder.Services.AddOptions<WorkerOptions>().Bind(builder.Configuration.GetSection("Worker"))
             .Validate(o => o.Threads >= 1, "Worker:Threads must be at least 1")
+            .Validate(o => ChineseClip.Training.TrainOptions.TryParseDevice(o.Device, out _), "Worker:Device must be cpu, cuda or cuda:N")
             .Validate(o => !string.IsNullOrWhiteSpace(o.Name), "Worker:Name must be set").ValidateOnStart();
         builder.Services.AddSingleton(services =>
         {

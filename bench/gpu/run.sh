@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# One device call: the CUDA checks, then the timed ViT-B-16 fine-tuning step (batch 128, context 52, bf16) of cnclip and
+# of the transformers peer (peer.py) on the same card, then one JSON summary line. Run from the repository root on a
+# lent GPU machine (PyTorch with CUDA in python3, no .NET SDK) with .gpu/ carried (see bench/gpu/README.md).
+# CNCLIP_LIBTORCHSHARP must name a libLibTorchSharp.so built against that machine's PyTorch; this repository holds
+# neither such a binary nor a way to build one.
+set -uo pipefail
+
+package=${CNCLIP_PACKAGE:-.gpu/cnclip-linux-x64.tar.xz}
+fixtures=${CNCLIP_FIXTURES:-.gpu/official-tiny}
+out=${OUT:-/tmp/cnclip-gpu-out}
+batch=${BATCH:-128}
+steps=${STEPS:-10}
+mkdir -p "$out"
+
+fail() { echo "run.sh: $*" >&2; exit 2; }
+[ -n "${CNCLIP_LIBTORCHSHARP:-}" ] || fail "CNCLIP_LIBTORCHSHARP is not set: it must name a libLibTorchSharp.so built against this machine's PyTorch"
+[ -f "$CNCLIP_LIBTORCHSHARP" ] || fail "CNCLIP_LIBTORCHSHARP=$CNCLIP_LIBTORCHSHARP: file not found"
+[ -f "$package" ] || fail "$package: not found (publish and pack cnclip as bench/gpu/README.md says, and carry .gpu)"
+[ -f "$fixtures/parity.pt" ] || fail "$fixtures/parity.pt: not found (copy the official-tiny fixture into $fixtures)"
+
+if [ -z "${CNCLIP_LIBTORCH_DIR:-}" ]; then
+  CNCLIP_LIBTORCH_DIR=$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))') || fail "python3 cannot import torch (or set CNCLIP_LIBTORCH_DIR)"
+fi
+export CNCLIP_LIBTORCH_DIR
+# NCCL comes with PyTorch's pip dependencies (nvidia-nccl-cu*); libtorch_cuda finds it by RUNPATH, our P/Invoke by this.
+nccl_lib=$(python3 -c 'import os, nvidia.nccl as n; print(os.path.join(list(n.__path__)[0], "lib"))' 2>/dev/null || true)
+export LD_LIBRARY_PATH="${nccl_lib:+$nccl_lib:}${LD_LIBRARY_PATH:-}"
+export DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1 DOTNET_CLI_TELEMETRY_OPTOUT=1 PYTHONUNBUFFERED=1
+
+app=/tmp/cnclip-app
+rm -rf "$app" && mkdir -p "$app"
+python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' "$package" "$app" || fail "cannot unpack $package"
+cnclip="$app/publish/cnclip"
+[ -x "$cnclip" ] || fail "$cnclip: not in the package"
+
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv > "$out/gpu.csv" 2>&1 || true
+
+# Peak device memory of a command, sampled with nvidia-smi every 100 ms (cnclip has no CUDA memory API to ask).
+sampled() {
+  local name=$1; shift
+  (while true; do nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits 2>/dev/null; sleep 0.1; done) > "$out/$name.mem" &
+  local sampler=$!
+  "$@" > "$out/$name.json" 2> "$out/$name.err"
+  local rc=$?
+  kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null
+  echo "$rc" > "$out/$name.rc"
+  echo "== $name: exit $rc"; tail -n 5 "$out/$name.err"
+}
+
+sampled check timeout 300 "$cnclip" bench gpu --check --fixtures "$fixtures"
+sampled cnclip timeout 300 "$cnclip" bench gpu --batch "$batch" --context-length 52 --precision bf16 --steps "$steps"
+sampled peer timeout 300 python3 bench/gpu/peer.py --batch "$batch" --context-length 52 --precision bf16 --steps "$steps"
+
+python3 - "$out" <<'PY'
+import json, os, sys
+out = sys.argv[1]
+FLOP_PER_SAMPLE = 80e9      # ViT-B/16 + RoBERTa-base, forward and backward (issue 6)
+PEAK_BF16 = 989e12          # H100/H200 SXM dense bf16, FLOP/s
+
+def load(name):
+    try:
+        r = json.loads(open(os.path.join(out, name + ".json")).read().strip().splitlines()[-1])
+    except Exception as e:
+        err = open(os.path.join(out, name + ".err")).read().strip().splitlines()
+        r = {"error": err[-1] if err else f"no output ({e})"}
+    try:
+        r["nvidia_smi_peak_mib"] = max(int(x) for x in open(os.path.join(out, name + ".mem")).read().split() if x.isdigit())
+    except ValueError:
+        r["nvidia_smi_peak_mib"] = None
+    if "samples_per_s" in r:
+        r["mfu"] = round(r["samples_per_s"] * FLOP_PER_SAMPLE / PEAK_BF16, 4)
+    return r
+
+check, ours, peer = load("check"), load("cnclip"), load("peer")
+summary = {
+    "gpu": open(os.path.join(out, "gpu.csv")).read().strip().splitlines()[-1:],
+    "checks": check.get("checks", check.get("error")),
+    "cnclip": ours, "transformers": peer,
+    "throughput_ratio": round(ours["samples_per_s"] / peer["samples_per_s"], 3) if "samples_per_s" in ours and "samples_per_s" in peer else None,
+}
+open(os.path.join(out, "summary.json"), "w").write(json.dumps(summary, indent=1))
+print(json.dumps(summary))
+PY
