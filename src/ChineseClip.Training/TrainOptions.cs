@@ -79,7 +79,7 @@ public sealed record TrainOptions
         ["reset_optimizer"] = nameof(ResetOptimizer), ["reset_data_offset"] = nameof(ResetDataOffset),
         ["save_step_frequency"] = nameof(SaveStepFrequency), ["accum_freq"] = nameof(AccumFreq),
         ["freeze_vision"] = nameof(FreezeVision), ["grad_checkpointing"] = nameof(GradCheckpointing), ["use_augment"] = nameof(UseAugment),
-        ["tf32"] = nameof(Tf32), ["sdpa_backend"] = nameof(SdpaBackend),
+        ["device"] = nameof(Device), ["precision"] = nameof(Precision), ["tf32"] = nameof(Tf32), ["sdpa_backend"] = nameof(SdpaBackend),
     };
 
     /// <summary>Reads a JSON or YAML (.yaml/.yml) config; unknown keys, wrong types and missing required keys are errors naming the key.

@@ -16,19 +16,38 @@ public static class TrainStep
 
     /// <summary>Forward both towers, symmetric InfoNCE (over the global batch when data-parallel), backward,
     /// gradients summed across ranks (see GradientSync), AdamW step, logit-scale clamp.</summary>
-    public static StepResult Run(ClipModel model, AdamW optimizer, Tensor pixels, Tensor ids, ICollectives? collectives = null)
+    /// <param name="bf16">When set, the passes run on its bf16 copy of <paramref name="model"/> (fp32 master weights).</param>
+    public static StepResult Run(ClipModel model, AdamW optimizer, Tensor pixels, Tensor ids, ICollectives? collectives = null,
+        Bf16Compute? bf16 = null)
     {
         collectives ??= Alone;
         using var scope = NewDisposeScope();
-        GradientBucket.For(model).Zero();
-        var output = model.forward(pixels, ids);
+        var net = Prepare(model, bf16);
+        var output = Fp32(net.forward(pixels, ids));
         Tensor loss = ContrastiveLoss.ComputeGathered(output.ImageFeatures, output.TextFeatures, output.LogitScale, collectives, out Tensor logits);
         loss.backward();
+        bf16?.PushGradients();
         double allReduce = GradientSync.SumGradients(model, collectives);
         optimizer.step();
         OptimizerFactory.ClampLogitScale(model);
         return Result(model, loss.item<float>(), logits) with { AllReduceSeconds = allReduce };
     }
+
+    static ClipModel Prepare(ClipModel model, Bf16Compute? bf16)
+    {
+        if (bf16 is null)
+        {
+            GradientBucket.For(model).Zero();
+            return model;
+        }
+        bf16.PullWeights();
+        GradientBucket.For(bf16.Compute).Zero();
+        return bf16.Compute;
+    }
+
+    // The loss (softmax and cross-entropy over the global batch) runs in fp32 whatever the towers ran in.
+    static ClipOutput Fp32(ClipOutput o) => o.ImageFeatures.dtype == ScalarType.Float32 ? o
+        : new ClipOutput(o.ImageFeatures.to(ScalarType.Float32), o.TextFeatures.to(ScalarType.Float32), o.LogitScale.to(ScalarType.Float32));
 
     /// <summary>One optimiser step over several micro-batches with the official accum_freq feature cache: all
     /// features are first computed without gradient; then each micro-batch is recomputed with gradient and the loss
@@ -36,28 +55,28 @@ public static class TrainStep
     /// gradients equal those of one step on the concatenated batch (with dropout off; with dropout on, the two
     /// forwards draw different masks, as in the official code).</summary>
     public static StepResult RunAccumulated(ClipModel model, AdamW optimizer, IReadOnlyList<(Tensor Pixels, Tensor Ids)> micro,
-        ICollectives? collectives = null)
+        ICollectives? collectives = null, Bf16Compute? bf16 = null)
     {
-        if (micro.Count == 1) return Run(model, optimizer, micro[0].Pixels, micro[0].Ids, collectives);
+        if (micro.Count == 1) return Run(model, optimizer, micro[0].Pixels, micro[0].Ids, collectives, bf16);
         collectives ??= Alone;
         using var scope = NewDisposeScope();
+        var net = Prepare(model, bf16);
         var images = new Tensor[micro.Count];
         var texts = new Tensor[micro.Count];
         using (no_grad())
         {
             for (int j = 0; j < micro.Count; j++)
             {
-                var o = model.forward(micro[j].Pixels, micro[j].Ids);
+                var o = Fp32(net.forward(micro[j].Pixels, micro[j].Ids));
                 (images[j], texts[j]) = (o.ImageFeatures, o.TextFeatures);
             }
         }
-        GradientBucket.For(model).Zero();
         Tensor? lastLogits = null;
         float loss = 0;
         for (int j = 0; j < micro.Count; j++)
         {
             using var microScope = NewDisposeScope();
-            var o = model.forward(micro[j].Pixels, micro[j].Ids);
+            var o = Fp32(net.forward(micro[j].Pixels, micro[j].Ids));
             Tensor allImages = cat([.. images[..j], o.ImageFeatures, .. images[(j + 1)..]], 0);
             Tensor allTexts = cat([.. texts[..j], o.TextFeatures, .. texts[(j + 1)..]], 0);
             Tensor l = ContrastiveLoss.ComputeGathered(allImages, allTexts, o.LogitScale, collectives, out Tensor logits);
@@ -66,6 +85,7 @@ public static class TrainStep
             lastLogits?.Dispose();
             lastLogits = logits.detach().MoveToOuterDisposeScope();
         }
+        bf16?.PushGradients();
         double allReduce = GradientSync.SumGradients(model, collectives);
         optimizer.step();
         OptimizerFactory.ClampLogitScale(model);
@@ -77,7 +97,7 @@ public static class TrainStep
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        Tensor labels = arange(logits.shape[0], dtype: ScalarType.Int64);
+        Tensor labels = arange(logits.shape[0], dtype: ScalarType.Int64, device: logits.device);
         double i2t = logits.argmax(1).eq(labels).to(ScalarType.Float64).mean().item<double>();
         double t2i = logits.argmax(0).eq(labels).to(ScalarType.Float64).mean().item<double>();
         return new StepResult(loss, i2t, t2i, model.LogitScale.exp().item<float>());

@@ -42,7 +42,8 @@ public sealed class Trainer(TrainOptions options, TextWriter log, ICollectives? 
     public IReadOnlyList<ValidationResult> Run(CancellationToken cancel = default)
     {
         torch.set_num_threads(options.Threads);
-        RefuseWhatIsNotWired();
+        Device device = DeviceSettings.Resolve(options.Device);
+        if (device.type == DeviceType.CUDA) DeviceSettings.ApplyCudaSwitches(options.Tf32, options.SdpaBackend);
         ClipConfig config = Architectures.Resolve(options.Arch);
         var tokenizer = ClipTokenizer.FromVocabFile(options.Vocab);
         if (tokenizer.VocabSize != config.VocabSize)
@@ -54,6 +55,7 @@ public sealed class Trainer(TrainOptions options, TextWriter log, ICollectives? 
 
         torch.manual_seed(options.Seed);
         using var model = new ClipModel(config);
+        model.to(device);
         if (_group.WorldSize > 1)
         {
             GradientSync.BroadcastWeights(model, _group);
@@ -62,6 +64,8 @@ public sealed class Trainer(TrainOptions options, TextWriter log, ICollectives? 
         if (options.FreezeVision)
             foreach (var p in model.Visual.parameters()) p.requires_grad = false;
         if (options.GradCheckpointing) model.SetGradCheckpointing(true);
+        using var bf16 = options.Precision == "bf16" ? new Bf16Compute(model) : null;
+        if (options.GradCheckpointing) bf16?.Compute.SetGradCheckpointing(true);
         var defaults = AdamWSettings.OfficialFor(config, options.Lr, options.Wd);
         var settings = defaults with { Beta1 = options.Beta1 ?? defaults.Beta1, Beta2 = options.Beta2 ?? defaults.Beta2, Eps = options.Eps ?? defaults.Eps };
         using var optimizer = OptimizerFactory.CreateAdamW(model, settings);
@@ -104,9 +108,10 @@ public sealed class Trainer(TrainOptions options, TextWriter log, ICollectives? 
                 double dataTime, batchTime;
                 using (var scope = NewDisposeScope())
                 {
-                    var micro = batches.Select(positions => TrainBatch(train, positions, augment, epoch)).ToList();
+                    var micro = batches.Select(positions => TrainBatch(train, positions, augment, epoch))
+                        .Select(b => device.type == DeviceType.CPU ? b : (b.Pixels.to(device), b.Ids.to(device))).ToList();
                     dataTime = dataWatch.Elapsed.TotalSeconds;
-                    result = TrainStep.RunAccumulated(model, optimizer, micro, _group);
+                    result = TrainStep.RunAccumulated(model, optimizer, micro, _group, bf16);
                     batchTime = dataWatch.Elapsed.TotalSeconds;
                 }
                 step++;
@@ -172,17 +177,6 @@ public sealed class Trainer(TrainOptions options, TextWriter log, ICollectives? 
     {
         int[] indices = positions.Select(p => p % train.Count).ToArray();
         return train.Batch(indices, augment is null ? null : new BatchAugmentation(augment, epoch, positions.Select(p => (long)p).ToArray()));
-    }
-
-    // The options accept cuda and bf16, but the step (TrainStep) still builds CPU tensors and runs the model in float32;
-    // a run that asks for them fails here, before any data is read, rather than training on something else.
-    void RefuseWhatIsNotWired()
-    {
-        var device = DeviceSettings.Resolve(options.Device);
-        if (device.type != DeviceType.CPU)
-            throw new NotSupportedException($"device '{options.Device}': training on CUDA is not wired into the trainer yet (cnclip bench gpu --check runs the CUDA checks)");
-        if (options.Precision != "fp32")
-            throw new NotSupportedException($"precision '{options.Precision}': the trainer runs fp32 only so far");
     }
 
     // The official freeze_vision also keeps the image tower's BatchNorm statistics fixed (RN50).
@@ -280,21 +274,22 @@ public sealed class Trainer(TrainOptions options, TextWriter log, ICollectives? 
     ValidationResult Validate(ClipModel model, InMemoryPairDataset valid, int epoch)
     {
         model.eval();
+        var device = model.LogitScale.device;
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         var imageIds = valid.ImageIds;
         int batch = options.ValidBatchSize;
         var imageParts = new List<Tensor>();
         for (int start = 0; start < imageIds.Count; start += batch)
-            imageParts.Add(ClipModel.Normalize(model.EncodeImage(valid.Images(start, Math.Min(batch, imageIds.Count - start)))));
-        Tensor images = cat(imageParts, 0);
+            imageParts.Add(ClipModel.Normalize(model.EncodeImage(valid.Images(start, Math.Min(batch, imageIds.Count - start)).to(device))));
+        Tensor images = cat(imageParts, 0).cpu();
 
         var tokenizerTexts = valid.Texts;
         var textParts = new List<Tensor>();
         var ids = valid.TextTokens();
         for (int start = 0; start < tokenizerTexts.Count; start += batch)
-            textParts.Add(ClipModel.Normalize(model.EncodeText(ids[start..Math.Min(start + batch, tokenizerTexts.Count)])));
-        Tensor texts = cat(textParts, 0);
+            textParts.Add(ClipModel.Normalize(model.EncodeText(ids[start..Math.Min(start + batch, tokenizerTexts.Count)].to(device))));
+        Tensor texts = cat(textParts, 0).cpu();
 
         var textRelevant = tokenizerTexts.Select(t => (IReadOnlyCollection<int>)t.ImageIds.Select(valid.ImagePosition).Where(p => p >= 0).ToHashSet()).ToList();
         var imageRelevant = Enumerable.Range(0, imageIds.Count).Select(_ => new HashSet<int>()).ToList();

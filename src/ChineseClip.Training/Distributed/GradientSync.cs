@@ -12,7 +12,7 @@ using static TorchSharp.torch;
 
 namespace ChineseClip.Training.Distributed;
 
-/// <summary>One flat float32 tensor holding the gradients of every trainable parameter: each parameter's .grad is a
+/// <summary>One flat tensor (of the parameters' dtype) holding the gradients of every trainable parameter: each parameter's .grad is a
 /// view into it, so autograd accumulates straight into the bucket (no gather before the all-reduce, no scatter after)
 /// and zeroing is one kernel.</summary>
 public sealed class GradientBucket : IDisposable
@@ -26,7 +26,7 @@ public sealed class GradientBucket : IDisposable
     GradientBucket(List<TorchSharp.Modules.Parameter> parameters)
     {
         _parameters = parameters;
-        Flat = zeros(parameters.Sum(p => p.numel()), dtype: ScalarType.Float32, device: parameters[0].device).DetachFromDisposeScope(); // lives as long as the model, not one step
+        Flat = zeros(parameters.Sum(p => p.numel()), dtype: parameters[0].dtype, device: parameters[0].device).DetachFromDisposeScope(); // lives as long as the model, not one step
         using var _ = no_grad();
         long offset = 0;
         foreach (var p in parameters)
