@@ -29,14 +29,15 @@ public static class Checkpoint
             var aux = vars[1] as Tensor;
             ctx.save_for_backward(aux is null ? [x] : [x, aux]);
             ctx.save_data("block", vars[2]);
-            ctx.save_data("rng", get_rng_state().DetachFromDisposeScope());
+            // As bytes: TorchSharp's saved data holds no tensors (they go through save_for_backward).
+            using (var state = get_rng_state()) ctx.save_data("rng", state.data<byte>().ToArray());
             return ((Func<Tensor, Tensor?, Tensor>)vars[2])(x, aux);
         }
 
         public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor gradOutput)
         {
             var block = (Func<Tensor, Tensor?, Tensor>)ctx.get_data("block");
-            using var rng = (Tensor)ctx.get_data("rng");
+            using var rng = tensor((byte[])ctx.get_data("rng"));
             var saved = ctx.get_saved_variables();
             Tensor inputGrad;
             using (var scope = NewDisposeScope())
