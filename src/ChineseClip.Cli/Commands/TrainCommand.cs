@@ -43,6 +43,8 @@ public static class TrainCommand
             if (r.GetValue(rank) is int me)
             {
                 string dir = r.GetValue(rendezvous) ?? throw new CliException("--rendezvous is required with --rank");
+                // As torchrun's local ranks: `device: cuda` puts local rank i on GPU i (NCCL refuses two ranks on one GPU).
+                if (options.Device == "cuda") options = options with { Device = $"cuda:{me}" };
                 using var group = Collectives.Connect(me, r.GetValue(worldSize), new FileRendezvous(dir), options.Device,
                     new RingOptions { Transport = via, Group = Path.GetFileName(dir) });
                 new Trainer(options, io.Out, group).Run();
