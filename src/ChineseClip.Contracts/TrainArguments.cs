@@ -14,7 +14,7 @@ public static class TrainArguments
         ["batch_size"] = ArgumentKind.Integer, ["valid_batch_size"] = ArgumentKind.Integer, ["context_length"] = ArgumentKind.Integer,
         ["lr"] = ArgumentKind.Number, ["wd"] = ArgumentKind.Number, ["warmup"] = ArgumentKind.Integer, ["max_epochs"] = ArgumentKind.Integer,
         ["beta1"] = ArgumentKind.Number, ["beta2"] = ArgumentKind.Number, ["eps"] = ArgumentKind.Number, ["seed"] = ArgumentKind.Integer,
-        ["log_interval"] = ArgumentKind.Integer, ["valid_epoch_interval"] = ArgumentKind.Integer, ["threads"] = ArgumentKind.Integer,
+        ["log_interval"] = ArgumentKind.Integer, ["valid_epoch_interval"] = ArgumentKind.Integer, ["valid_step_interval"] = ArgumentKind.Integer, ["threads"] = ArgumentKind.Integer,
         ["reset_optimizer"] = ArgumentKind.Boolean, ["reset_data_offset"] = ArgumentKind.Boolean,
         ["save_step_frequency"] = ArgumentKind.Integer, ["accum_freq"] = ArgumentKind.Integer, ["freeze_vision"] = ArgumentKind.Boolean, ["grad_checkpointing"] = ArgumentKind.Boolean,
         ["use_augment"] = ArgumentKind.Boolean,

@@ -36,6 +36,8 @@ public sealed record TrainOptions
     public long Seed { get; init; } = 123;
     public int LogInterval { get; init; } = 10;
     public int ValidEpochInterval { get; init; } = 1;
+    /// <summary>Also validate every N global steps inside an epoch (official default: none).</summary>
+    public int? ValidStepInterval { get; init; }
     public int Threads { get; init; } = Environment.ProcessorCount;
     /// <summary>Start from the resume checkpoint's weights only: fresh AdamW moments (as the official fine-tune does).</summary>
     public bool ResetOptimizer { get; init; }
@@ -75,7 +77,7 @@ public sealed record TrainOptions
         ["valid_batch_size"] = nameof(ValidBatchSize), ["context_length"] = nameof(ContextLength), ["lr"] = nameof(Lr),
         ["wd"] = nameof(Wd), ["warmup"] = nameof(Warmup), ["max_epochs"] = nameof(MaxEpochs), ["beta1"] = nameof(Beta1),
         ["beta2"] = nameof(Beta2), ["eps"] = nameof(Eps), ["seed"] = nameof(Seed), ["log_interval"] = nameof(LogInterval),
-        ["valid_epoch_interval"] = nameof(ValidEpochInterval), ["threads"] = nameof(Threads),
+        ["valid_epoch_interval"] = nameof(ValidEpochInterval), ["valid_step_interval"] = nameof(ValidStepInterval), ["threads"] = nameof(Threads),
         ["reset_optimizer"] = nameof(ResetOptimizer), ["reset_data_offset"] = nameof(ResetDataOffset),
         ["save_step_frequency"] = nameof(SaveStepFrequency), ["accum_freq"] = nameof(AccumFreq),
         ["freeze_vision"] = nameof(FreezeVision), ["grad_checkpointing"] = nameof(GradCheckpointing), ["use_augment"] = nameof(UseAugment),
@@ -190,6 +192,7 @@ public sealed record TrainOptions
         Check(AccumFreq >= 1, "accum_freq", "must be at least 1");
         Check(SaveStepFrequency >= 0, "save_step_frequency", "must not be negative");
         Check(ValidEpochInterval >= 1, "valid_epoch_interval", "must be at least 1");
+        Check(ValidStepInterval is null or >= 1, "valid_step_interval", "must be at least 1");
         Check(TryParseDevice(Device, out _), "device", $"'{Device}' is not cpu, cuda or cuda:N");
         Check(Precision is not ("amp" or "fp16"), "precision", $"'{Precision}' (an official choice) is not supported here: use fp32 or bf16");
         Check(SupportedPrecisions.Contains(Precision), "precision", $"'{Precision}' is not one of {string.Join(", ", SupportedPrecisions)}");

@@ -88,9 +88,24 @@ public sealed class Trainer(TrainOptions options, TextWriter log, ICollectives? 
             (_group.WorldSize > 1 ? $", rank {_group.Rank} of {_group.WorldSize}" : "") + $"; logs in {RunDir}");
 
         var results = new List<ValidationResult>();
+        TrainProgress? last = null;
+        ValidationResult ValidateAndReport(int epoch, int step, bool atEpochEnd)
+        {
+            var v = Validate(model, valid!, epoch + 1);
+            log.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"Validation {(atEpochEnd ? $"epoch {epoch + 1}" : $"step {step} (epoch {epoch + 1})")}: " +
+                $"text->image R@1/5/10 {v.TextToImage.R1:F2}/{v.TextToImage.R5:F2}/{v.TextToImage.R10:F2}, " +
+                $"image->text R@1/5/10 {v.ImageToText.R1:F2}/{v.ImageToText.R5:F2}/{v.ImageToText.R10:F2}, mean recall {v.MeanRecall:F2}"));
+            if (last is not null) OnProgress?.Invoke(last with { Validation = v });
+            metrics.WriteLine(JsonSerializer.Serialize(new
+            {
+                type = "valid", step, epoch = epoch + 1, epoch_end = atEpochEnd, t2i = v.TextToImage, i2t = v.ImageToText, mean_recall = v.MeanRecall,
+            }));
+            return v;
+        }
+
         var runWatch = Stopwatch.StartNew();
         int firstStep = step;
-        TrainProgress? last = null;
         for (int epoch = startEpoch; epoch < options.MaxEpochs; epoch++)
         {
             model.train();
@@ -138,23 +153,22 @@ public sealed class Trainer(TrainOptions options, TextWriter log, ICollectives? 
                 }
                 if (options.SaveStepFrequency > 0 && step % options.SaveStepFrequency == 0 && batchIndex < stepsPerEpoch)
                     Save(Path.Combine(checkpoints, $"epoch{epoch + 1}_step{step}.pt"), model, optimizer, epoch, step, best);
+                // The official valid_step_interval: validation inside the epoch too (logged and reported; best.pt is
+                // chosen among the epoch-end validations, where every rank writes a checkpoint).
+                if (valid is not null && options.ValidStepInterval is int every && step % every == 0 && batchIndex < stepsPerEpoch)
+                {
+                    ValidateAndReport(epoch, step, atEpochEnd: false);
+                    model.train();
+                    if (options.FreezeVision) FreezeBatchNorm(model);
+                }
                 dataWatch.Restart();
             }
 
             ValidationResult? validation = null;
             if (valid is not null && ((epoch + 1) % options.ValidEpochInterval == 0 || epoch + 1 == options.MaxEpochs))
             {
-                validation = Validate(model, valid, epoch + 1);
+                validation = ValidateAndReport(epoch, step, atEpochEnd: true);
                 results.Add(validation);
-                log.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"Validation epoch {epoch + 1}: text->image R@1/5/10 {validation.TextToImage.R1:F2}/{validation.TextToImage.R5:F2}/{validation.TextToImage.R10:F2}, " +
-                    $"image->text R@1/5/10 {validation.ImageToText.R1:F2}/{validation.ImageToText.R5:F2}/{validation.ImageToText.R10:F2}, mean recall {validation.MeanRecall:F2}"));
-                if (last is not null) OnProgress?.Invoke(last with { Validation = validation });
-                metrics.WriteLine(JsonSerializer.Serialize(new
-                {
-                    type = "valid", step, epoch = epoch + 1, t2i = validation.TextToImage, i2t = validation.ImageToText,
-                    mean_recall = validation.MeanRecall,
-                }));
             }
 
             bool isBest = validation is not null && validation.MeanRecall > best;

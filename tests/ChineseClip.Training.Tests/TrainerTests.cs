@@ -92,6 +92,27 @@ public class TrainerTests
     }
 
     [Fact]
+    public void Valid_step_interval_validates_inside_epochs_without_changing_the_training()
+    {
+        string root = Directory.CreateTempSubdirectory("cnclip-validstep").FullName;
+        WriteSplit(root, "train", perColour: 4, idBase: 1000);
+        WriteSplit(root, "valid", perColour: 1, idBase: 2000);
+        var log = new StringWriter();
+        var results = new Trainer(TrainOptions.Load(WriteConfig(root, "mid", new { valid_step_interval = 2 })), log).Run();
+        new Trainer(TrainOptions.Load(WriteConfig(root, "plain", new { })), TextWriter.Null).Run();
+
+        // 3 steps per epoch, 6 in all: inside-epoch validations after steps 2 and 4; step 6 ends epoch 2 (validated there).
+        var valid = File.ReadAllLines(Path.Combine(root, "logs", "mid", "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement)
+            .Where(m => m.GetProperty("type").GetString() == "valid").Select(m => (m.GetProperty("step").GetInt32(), m.GetProperty("epoch_end").GetBoolean()));
+        Assert.Equal([(2, false), (3, true), (4, false), (6, true)], valid);
+        Assert.Contains("Validation step 2 (epoch 1): text->image R@1/5/10 ", log.ToString());
+        Assert.Equal(2, results.Count); // the epoch-end ones
+        // Validation switches the model to eval mode; training must go on in train mode (the fixture has dropout).
+        AssertSameWeights(Path.Combine(root, "logs", "plain", "checkpoints", "epoch2.pt"), Path.Combine(root, "logs", "mid", "checkpoints", "epoch2.pt"));
+        Directory.Delete(root, true);
+    }
+
+    [Fact]
     public void Resuming_from_a_mid_epoch_checkpoint_reproduces_the_uninterrupted_weights()
     {
         string root = Directory.CreateTempSubdirectory("cnclip-resume").FullName;
