@@ -18,6 +18,11 @@ public static class TrainArguments
         ["reset_optimizer"] = ArgumentKind.Boolean, ["reset_data_offset"] = ArgumentKind.Boolean,
         ["save_step_frequency"] = ArgumentKind.Integer, ["accum_freq"] = ArgumentKind.Integer, ["freeze_vision"] = ArgumentKind.Boolean, ["grad_checkpointing"] = ArgumentKind.Boolean,
         ["use_augment"] = ArgumentKind.Boolean,
+        ["max_steps"] = ArgumentKind.Integer, ["skip_scheduler"] = ArgumentKind.Boolean, ["save_epoch_frequency"] = ArgumentKind.Integer,
+        ["num_workers"] = ArgumentKind.Integer, ["valid_num_workers"] = ArgumentKind.Integer, ["report_training_batch_acc"] = ArgumentKind.Boolean,
+        ["debug"] = ArgumentKind.Boolean, ["use_bn_sync"] = ArgumentKind.Boolean, ["mask_ratio"] = ArgumentKind.Number,
+        ["skip_aggregate"] = ArgumentKind.Boolean, ["clip_weight_path"] = ArgumentKind.Text, ["bert_weight_path"] = ArgumentKind.Text,
+        ["distillation"] = ArgumentKind.Boolean, ["teacher_model_name"] = ArgumentKind.Text, ["kd_loss_weight"] = ArgumentKind.Number,
         ["device"] = ArgumentKind.Text, ["precision"] = ArgumentKind.Text, ["tf32"] = ArgumentKind.Boolean, ["sdpa_backend"] = ArgumentKind.Text,
     };
 

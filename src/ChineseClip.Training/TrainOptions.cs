@@ -1,5 +1,6 @@
 // `cnclip train --config FILE`: the official training arguments (cn_clip/training/params.py), by their argparse
-// names with underscores, and their official defaults.
+// names with underscores. Defaults are those of the official fine-tuning scripts (run_scripts/*_finetune_*.sh: batch
+// 128, lr 5e-5, wd 0.001, warmup 100, 3 epochs) where params.py's generic ones differ.
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
@@ -38,6 +39,29 @@ public sealed record TrainOptions
     public int ValidEpochInterval { get; init; } = 1;
     /// <summary>Also validate every N global steps inside an epoch (official default: none).</summary>
     public int? ValidStepInterval { get; init; }
+    /// <summary>Optimiser steps to train for, before max_epochs (which it then sets, rounded up, as official).</summary>
+    public int? MaxSteps { get; init; }
+    /// <summary>Keep lr constant: no warmup, no cosine decay.</summary>
+    public bool SkipScheduler { get; init; }
+    /// <summary>Write epoch{N}.pt every N epochs (and after the last); epoch_latest.pt is written every epoch.</summary>
+    public int SaveEpochFrequency { get; init; } = 1;
+
+    // Official arguments accepted so that official configs load, with no effect here: data loading runs in the trainer
+    // (num_workers), in-batch accuracy is always logged (report_training_batch_acc), and there is no debug mode.
+    public int NumWorkers { get; init; } = 4;
+    public int ValidNumWorkers { get; init; } = 1;
+    public bool ReportTrainingBatchAcc { get; init; }
+    public bool Debug { get; init; }
+
+    // Official arguments for features this port does not have: accepted at their defaults, refused otherwise (Validate).
+    public bool UseBnSync { get; init; }
+    public double MaskRatio { get; init; }
+    public bool SkipAggregate { get; init; }
+    public string? ClipWeightPath { get; init; }
+    public string? BertWeightPath { get; init; }
+    public bool Distillation { get; init; }
+    public string? TeacherModelName { get; init; }
+    public double KdLossWeight { get; init; } = 0.5;
     public int Threads { get; init; } = Environment.ProcessorCount;
     /// <summary>Start from the resume checkpoint's weights only: fresh AdamW moments (as the official fine-tune does).</summary>
     public bool ResetOptimizer { get; init; }
@@ -81,6 +105,12 @@ public sealed record TrainOptions
         ["reset_optimizer"] = nameof(ResetOptimizer), ["reset_data_offset"] = nameof(ResetDataOffset),
         ["save_step_frequency"] = nameof(SaveStepFrequency), ["accum_freq"] = nameof(AccumFreq),
         ["freeze_vision"] = nameof(FreezeVision), ["grad_checkpointing"] = nameof(GradCheckpointing), ["use_augment"] = nameof(UseAugment),
+        ["max_steps"] = nameof(MaxSteps), ["skip_scheduler"] = nameof(SkipScheduler), ["save_epoch_frequency"] = nameof(SaveEpochFrequency),
+        ["num_workers"] = nameof(NumWorkers), ["valid_num_workers"] = nameof(ValidNumWorkers),
+        ["report_training_batch_acc"] = nameof(ReportTrainingBatchAcc), ["debug"] = nameof(Debug),
+        ["use_bn_sync"] = nameof(UseBnSync), ["mask_ratio"] = nameof(MaskRatio), ["skip_aggregate"] = nameof(SkipAggregate),
+        ["clip_weight_path"] = nameof(ClipWeightPath), ["bert_weight_path"] = nameof(BertWeightPath), ["distillation"] = nameof(Distillation),
+        ["teacher_model_name"] = nameof(TeacherModelName), ["kd_loss_weight"] = nameof(KdLossWeight),
         ["device"] = nameof(Device), ["precision"] = nameof(Precision), ["tf32"] = nameof(Tf32), ["sdpa_backend"] = nameof(SdpaBackend),
     };
 
@@ -193,6 +223,14 @@ public sealed record TrainOptions
         Check(SaveStepFrequency >= 0, "save_step_frequency", "must not be negative");
         Check(ValidEpochInterval >= 1, "valid_epoch_interval", "must be at least 1");
         Check(ValidStepInterval is null or >= 1, "valid_step_interval", "must be at least 1");
+        Check(MaxSteps is null or >= 1, "max_steps", "must be at least 1");
+        Check(SaveEpochFrequency >= 1, "save_epoch_frequency", "must be at least 1");
+        Check(!UseBnSync, "use_bn_sync", "SyncBatchNorm is not supported here (BatchNorm statistics stay per rank)");
+        Check(MaskRatio == 0, "mask_ratio", "FLIP patch masking is not supported here: use 0");
+        Check(!SkipAggregate, "skip_aggregate", "the loss always gathers features from every rank here, as the official default does");
+        Check(ClipWeightPath is null && BertWeightPath is null, ClipWeightPath is null ? "bert_weight_path" : "clip_weight_path",
+            "initialising a tower from separate open-source weights is not supported here: convert a checkpoint and pass it as resume");
+        Check(!Distillation && TeacherModelName is null, Distillation ? "distillation" : "teacher_model_name", "distillation is not supported here");
         Check(TryParseDevice(Device, out _), "device", $"'{Device}' is not cpu, cuda or cuda:N");
         Check(Precision is not ("amp" or "fp16"), "precision", $"'{Precision}' (an official choice) is not supported here: use fp32 or bf16");
         Check(SupportedPrecisions.Contains(Precision), "precision", $"'{Precision}' is not one of {string.Join(", ", SupportedPrecisions)}");

@@ -75,9 +75,12 @@ public sealed class Trainer(TrainOptions options, TextWriter log, ICollectives? 
         int stepsPerEpoch = sampler.BatchesPerEpoch / options.AccumFreq;
         if (stepsPerEpoch == 0)
             throw new InvalidDataException($"{options.TrainData}: {sampler.BatchesPerEpoch} batch(es) per epoch is fewer than accum_freq {options.AccumFreq}");
-        int totalSteps = stepsPerEpoch * options.MaxEpochs;
+        // As official: max_steps, when given, sets the step count and max_epochs (rounded up); training stops there.
+        int maxEpochs = options.MaxSteps is int ms ? (int)Math.Ceiling((double)ms * options.AccumFreq / sampler.BatchesPerEpoch) : options.MaxEpochs;
+        int totalSteps = options.MaxSteps ?? stepsPerEpoch * maxEpochs;
         var (startEpoch, step, best) = options.Resume is null ? (0, 0, double.NegativeInfinity) : Resume(model, optimizer, stepsPerEpoch);
         var schedule = new LrSchedule(options.Lr, options.Warmup, totalSteps);
+        double LrAt(int step) => options.SkipScheduler ? options.Lr : schedule.At(step);
         string checkpoints = Path.Combine(RunDir, "checkpoints");
         if (IsMaster) Directory.CreateDirectory(checkpoints);
         // A resumed run continues its metrics; a fresh one (or one reset to epoch 0) starts them anew.
@@ -106,7 +109,7 @@ public sealed class Trainer(TrainOptions options, TextWriter log, ICollectives? 
 
         var runWatch = Stopwatch.StartNew();
         int firstStep = step;
-        for (int epoch = startEpoch; epoch < options.MaxEpochs; epoch++)
+        for (int epoch = startEpoch; epoch < maxEpochs; epoch++)
         {
             model.train();
             if (options.FreezeVision) FreezeBatchNorm(model);
@@ -117,7 +120,8 @@ public sealed class Trainer(TrainOptions options, TextWriter log, ICollectives? 
                 .Take((stepsPerEpoch - batchIndex) * options.AccumFreq).Chunk(options.AccumFreq))
             {
                 cancel.ThrowIfCancellationRequested();
-                double lr = schedule.At(step);
+                if (step >= totalSteps) break; // max_steps reached inside the epoch
+                double lr = LrAt(step);
                 foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
                 StepResult result;
                 double dataTime, batchTime;
@@ -141,7 +145,7 @@ public sealed class Trainer(TrainOptions options, TextWriter log, ICollectives? 
                         $"all-reduce {result.AllReduceSeconds:F3}s) | LR: {lr:F6} | logit_scale: {result.LogitScale:F3} | " +
                         $"Global Batch Size: {globalBatch} | {globalBatch / batchTime:F1} samples/s"));
                     double eta = runWatch.Elapsed.TotalSeconds / (step - firstStep) * (totalSteps - step);
-                    last = new TrainProgress(epoch + 1, options.MaxEpochs, step, totalSteps, result.Loss, lr, globalBatch / batchTime,
+                    last = new TrainProgress(epoch + 1, maxEpochs, step, totalSteps, result.Loss, lr, globalBatch / batchTime,
                         dataTime, batchTime - dataTime - result.AllReduceSeconds, result.AllReduceSeconds, eta);
                     if (IsMaster) OnProgress?.Invoke(last);
                     metrics.WriteLine(JsonSerializer.Serialize(new
@@ -165,7 +169,7 @@ public sealed class Trainer(TrainOptions options, TextWriter log, ICollectives? 
             }
 
             ValidationResult? validation = null;
-            if (valid is not null && ((epoch + 1) % options.ValidEpochInterval == 0 || epoch + 1 == options.MaxEpochs))
+            if (valid is not null && ((epoch + 1) % options.ValidEpochInterval == 0 || epoch + 1 == maxEpochs))
             {
                 validation = ValidateAndReport(epoch, step, atEpochEnd: true);
                 results.Add(validation);
@@ -173,15 +177,17 @@ public sealed class Trainer(TrainOptions options, TextWriter log, ICollectives? 
 
             bool isBest = validation is not null && validation.MeanRecall > best;
             if (isBest) best = validation!.MeanRecall;
-            Save(Path.Combine(checkpoints, $"epoch{epoch + 1}.pt"), model, optimizer, epoch + 1, step, best);
+            // epoch_latest.pt every epoch; epoch{N}.pt every save_epoch_frequency epochs and after the last (official).
+            string latest = Path.Combine(checkpoints, "epoch_latest.pt");
+            Save(latest, model, optimizer, epoch + 1, step, best);
             if (!IsMaster) continue;
-            File.Copy(Path.Combine(checkpoints, $"epoch{epoch + 1}.pt"), Path.Combine(checkpoints, "epoch_latest.pt.tmp"), overwrite: true);
-            File.Move(Path.Combine(checkpoints, "epoch_latest.pt.tmp"), Path.Combine(checkpoints, "epoch_latest.pt"), overwrite: true);
-            if (isBest)
+            void CopyAtomically(string to)
             {
-                File.Copy(Path.Combine(checkpoints, $"epoch{epoch + 1}.pt"), Path.Combine(checkpoints, "best.pt.tmp"), overwrite: true);
-                File.Move(Path.Combine(checkpoints, "best.pt.tmp"), Path.Combine(checkpoints, "best.pt"), overwrite: true);
+                File.Copy(latest, to + ".tmp", overwrite: true);
+                File.Move(to + ".tmp", to, overwrite: true);
             }
+            if ((epoch + 1) % options.SaveEpochFrequency == 0 || epoch + 1 == maxEpochs) CopyAtomically(Path.Combine(checkpoints, $"epoch{epoch + 1}.pt"));
+            if (isBest) CopyAtomically(Path.Combine(checkpoints, "best.pt"));
         }
         return results;
     }

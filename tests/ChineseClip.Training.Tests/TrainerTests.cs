@@ -113,6 +113,45 @@ public class TrainerTests
     }
 
     [Fact]
+    public void Max_steps_skip_scheduler_and_save_epoch_frequency_behave_as_official()
+    {
+        string root = Directory.CreateTempSubdirectory("cnclip-officialargs").FullName;
+        WriteSplit(root, "train", perColour: 4, idBase: 1000);
+        WriteSplit(root, "valid", perColour: 1, idBase: 2000);
+        // 3 steps per epoch: max_steps 4 means 2 epochs (rounded up), stopping one step into the second.
+        new Trainer(TrainOptions.Load(WriteConfig(root, "steps", new { max_steps = 4, max_epochs = 9, skip_scheduler = true, num_workers = 8, log_interval = 1 })), TextWriter.Null).Run();
+        string steps = Path.Combine(root, "logs", "steps");
+        var train = File.ReadAllLines(Path.Combine(steps, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement)
+            .Where(m => m.GetProperty("type").GetString() == "train").ToList();
+        Assert.Equal([1, 2, 3, 4], train.Select(m => m.GetProperty("step").GetInt32()));
+        Assert.All(train, m => Assert.Equal(1e-3, m.GetProperty("lr").GetDouble())); // no warmup, no decay
+        var last = OfficialCheckpoint.Load(Path.Combine(steps, "checkpoints", "epoch_latest.pt"));
+        Assert.Equal((2, 4L), (last.Epoch!.Value, last.Step!.Value));
+        Assert.True(File.Exists(Path.Combine(steps, "checkpoints", "epoch2.pt")));
+        Assert.False(File.Exists(Path.Combine(steps, "checkpoints", "epoch3.pt")));
+
+        new Trainer(TrainOptions.Load(WriteConfig(root, "every2", new { max_epochs = 3, save_epoch_frequency = 2 })), TextWriter.Null).Run();
+        var files = Directory.GetFiles(Path.Combine(root, "logs", "every2", "checkpoints")).Select(f => Path.GetFileName(f)!).Order(StringComparer.Ordinal).ToArray();
+        Assert.Equal(["best.pt", "epoch2.pt", "epoch3.pt", "epoch_latest.pt"], files);
+        Directory.Delete(root, true);
+    }
+
+    [Theory]
+    [InlineData("mask_ratio", "0.5", "FLIP patch masking is not supported here")]
+    [InlineData("use_bn_sync", "true", "SyncBatchNorm is not supported here")]
+    [InlineData("distillation", "true", "distillation is not supported here")]
+    [InlineData("clip_weight_path", "\"w.pt\"", "initialising a tower from separate open-source weights")]
+    public void Official_arguments_for_features_this_port_lacks_are_refused_by_name(string key, string value, string message)
+    {
+        string dir = Directory.CreateTempSubdirectory("cnclip-config").FullName;
+        string config = Path.Combine(dir, "c.json");
+        File.WriteAllText(config, $$"""{"train_data": ".", "arch": "x", "vocab": "v", "{{key}}": {{value}}}""");
+        var e = Assert.Throws<InvalidDataException>(() => TrainOptions.Load(config));
+        Assert.StartsWith($"{config}: key '{key}': {message}", e.Message);
+        Directory.Delete(dir, true);
+    }
+
+    [Fact]
     public void Resuming_from_a_mid_epoch_checkpoint_reproduces_the_uninterrupted_weights()
     {
         string root = Directory.CreateTempSubdirectory("cnclip-resume").FullName;
