@@ -41,6 +41,14 @@ public sealed class ClipModel : nn.Module<Tensor, Tensor, ClipOutput>
     public BertModel Bert => bert;
     public Parameter LogitScale => logit_scale;
 
+    /// <summary>The official mask_ratio (FLIP patch dropping in training); as official, only a ViT image tower has it.</summary>
+    public void SetMaskRatio(double ratio)
+    {
+        if (ratio < 0 || ratio >= 1) throw new ArgumentOutOfRangeException(nameof(ratio), $"mask ratio {ratio} is not in [0, 1)");
+        if (visual is VisionTransformer vit) vit.MaskRatio = ratio;
+        else if (ratio > 0) throw new NotSupportedException($"{Config.Name}: mask_ratio needs a ViT image tower (the official code ignores it for ResNet)");
+    }
+
     /// <summary>The official set_grad_checkpointing: every transformer block of both towers recomputes its
     /// activations in the backward pass. As official, not supported for the ResNet image tower.</summary>
     public void SetGradCheckpointing(bool enable)

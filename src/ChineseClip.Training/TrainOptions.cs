@@ -41,6 +41,8 @@ public sealed record TrainOptions
     public int? ValidStepInterval { get; init; }
     /// <summary>Optimiser steps to train for, before max_epochs (which it then sets, rounded up, as official).</summary>
     public int? MaxSteps { get; init; }
+    /// <summary>FLIP: the share of patch tokens each training image drops (ViT only; 0: off, as official).</summary>
+    public double MaskRatio { get; init; }
     /// <summary>Keep lr constant: no warmup, no cosine decay.</summary>
     public bool SkipScheduler { get; init; }
     /// <summary>Write epoch{N}.pt every N epochs (and after the last); epoch_latest.pt is written every epoch.</summary>
@@ -55,7 +57,6 @@ public sealed record TrainOptions
 
     // Official arguments for features this port does not have: accepted at their defaults, refused otherwise (Validate).
     public bool UseBnSync { get; init; }
-    public double MaskRatio { get; init; }
     public bool SkipAggregate { get; init; }
     public string? ClipWeightPath { get; init; }
     public string? BertWeightPath { get; init; }
@@ -226,7 +227,7 @@ public sealed record TrainOptions
         Check(MaxSteps is null or >= 1, "max_steps", "must be at least 1");
         Check(SaveEpochFrequency >= 1, "save_epoch_frequency", "must be at least 1");
         Check(!UseBnSync, "use_bn_sync", "SyncBatchNorm is not supported here (BatchNorm statistics stay per rank)");
-        Check(MaskRatio == 0, "mask_ratio", "FLIP patch masking is not supported here: use 0");
+        Check(MaskRatio >= 0 && MaskRatio < 1, "mask_ratio", "must be in [0, 1)");
         Check(!SkipAggregate, "skip_aggregate", "the loss always gathers features from every rank here, as the official default does");
         Check(ClipWeightPath is null && BertWeightPath is null, ClipWeightPath is null ? "bert_weight_path" : "clip_weight_path",
             "initialising a tower from separate open-source weights is not supported here: convert a checkpoint and pass it as resume");

@@ -66,6 +66,11 @@ public sealed class Trainer(TrainOptions options, TextWriter log, ICollectives? 
         if (options.GradCheckpointing) model.SetGradCheckpointing(true);
         using var bf16 = options.Precision == "bf16" ? new Bf16Compute(model) : null;
         if (options.GradCheckpointing) bf16?.Compute.SetGradCheckpointing(true);
+        if (options.MaskRatio > 0)
+        {
+            model.SetMaskRatio(options.MaskRatio);
+            bf16?.Compute.SetMaskRatio(options.MaskRatio);
+        }
         var defaults = AdamWSettings.OfficialFor(config, options.Lr, options.Wd);
         var settings = defaults with { Beta1 = options.Beta1 ?? defaults.Beta1, Beta2 = options.Beta2 ?? defaults.Beta2, Eps = options.Eps ?? defaults.Eps };
         using var optimizer = OptimizerFactory.CreateAdamW(model, settings);

@@ -74,4 +74,27 @@ public class GradientMemoryTests
         Assert.All(trainable, p => Assert.Equal(2f, p.grad!.mean().item<float>()));
         Assert.Same(bucket, GradientBucket.For(model)); // made once, not per step
     }
+
+    [Fact]
+    public void Mask_ratio_drops_patches_in_training_only_drawing_from_the_global_generator()
+    {
+        using var model = TinyModel();
+        var (pixels, _) = Batch();
+        Tensor Image(bool train, double ratio, int seed)
+        {
+            model.SetMaskRatio(ratio);
+            model.train(train);
+            torch.manual_seed(seed);
+            using var _ = no_grad();
+            return model.EncodeImage(pixels);
+        }
+        var evalAll = Image(train: false, ratio: 0, seed: 1);
+        Assert.True(evalAll.equal(Image(train: false, ratio: 0.75, seed: 1)).all().item<bool>(), "evaluation must see every patch");
+        var trainAll = Image(train: true, ratio: 0, seed: 1);
+        var masked = Image(train: true, ratio: 0.75, seed: 1);
+        Assert.False(trainAll.allclose(masked, rtol: 1e-3, atol: 1e-4), "dropping 75% of the patches changed nothing");
+        Assert.True(masked.equal(Image(train: true, ratio: 0.75, seed: 1)).all().item<bool>(), "the same seed must drop the same patches");
+        Assert.False(masked.allclose(Image(train: true, ratio: 0.75, seed: 2), rtol: 1e-3, atol: 1e-4), "another seed must drop other patches");
+        Assert.Throws<NotSupportedException>(() => new ClipModel(Architectures.Resolve("RN50@RBT3-chinese")).SetMaskRatio(0.5));
+    }
 }

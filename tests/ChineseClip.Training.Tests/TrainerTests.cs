@@ -137,7 +137,8 @@ public class TrainerTests
     }
 
     [Theory]
-    [InlineData("mask_ratio", "0.5", "FLIP patch masking is not supported here")]
+    [InlineData("skip_aggregate", "true", "the loss always gathers features from every rank here")]
+    [InlineData("mask_ratio", "1.0", "must be in [0, 1)")]
     [InlineData("use_bn_sync", "true", "SyncBatchNorm is not supported here")]
     [InlineData("distillation", "true", "distillation is not supported here")]
     [InlineData("clip_weight_path", "\"w.pt\"", "initialising a tower from separate open-source weights")]

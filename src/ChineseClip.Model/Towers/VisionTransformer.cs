@@ -139,6 +139,10 @@ public sealed class VisionTransformer : nn.Module<Tensor, Tensor>
 
     public VisionTransformerBody Transformer => transformer;
 
+    /// <summary>The official mask_ratio (FLIP): in training, each image keeps a random (1 - ratio) share of its patch
+    /// tokens (and its class token), drawn from the global generator; evaluation sees every patch.</summary>
+    public double MaskRatio { get; set; }
+
     /// <param name="x">[N, 3, R, R] normalised pixels.</param>
     public override Tensor forward(Tensor x)
     {
@@ -147,9 +151,22 @@ public sealed class VisionTransformer : nn.Module<Tensor, Tensor>
         x = x.flatten(2).transpose(1, 2);                            // [N, g*g, W]
         Tensor cls = class_embedding.to(x.dtype).expand(x.shape[0], 1, width);
         x = cat([cls, x], 1) + positional_embedding.to(x.dtype);
+        if (MaskRatio > 0 && training) x = KeepRandomPatches(x, MaskRatio);
         x = ln_pre.forward(x);
         x = transformer.forward(x);
         x = ln_post.forward(x.select(1, 0));
         return x.matmul(proj).MoveToOuterDisposeScope();
+    }
+
+    // As the official random_masking: floor((L - 1) * (1 - ratio)) patches kept per image, chosen by sorting uniform
+    // noise, the class token always first.
+    static Tensor KeepRandomPatches(Tensor x, double ratio)
+    {
+        long n = x.shape[0], l = x.shape[1], d = x.shape[2];
+        long keep = (long)((l - 1) * (1 - ratio));
+        Tensor noise = rand(n, l - 1, device: x.device);
+        Tensor kept = noise.argsort(dim: 1).narrow(1, 0, keep) + 1;
+        Tensor patches = x.gather(1, kept.unsqueeze(-1).expand(n, keep, d));
+        return cat([x.narrow(1, 0, 1), patches], 1);
     }
 }
