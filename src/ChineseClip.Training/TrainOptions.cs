@@ -43,6 +43,8 @@ public sealed record TrainOptions
     public int? MaxSteps { get; init; }
     /// <summary>FLIP: the share of patch tokens each training image drops (ViT only; 0: off, as official).</summary>
     public double MaskRatio { get; init; }
+    /// <summary>Each rank's loss over its own batch only, without the features of the other ranks (official flag).</summary>
+    public bool SkipAggregate { get; init; }
     /// <summary>Keep lr constant: no warmup, no cosine decay.</summary>
     public bool SkipScheduler { get; init; }
     /// <summary>Write epoch{N}.pt every N epochs (and after the last); epoch_latest.pt is written every epoch.</summary>
@@ -57,7 +59,6 @@ public sealed record TrainOptions
 
     // Official arguments for features this port does not have: accepted at their defaults, refused otherwise (Validate).
     public bool UseBnSync { get; init; }
-    public bool SkipAggregate { get; init; }
     public string? ClipWeightPath { get; init; }
     public string? BertWeightPath { get; init; }
     public bool Distillation { get; init; }
@@ -228,7 +229,6 @@ public sealed record TrainOptions
         Check(SaveEpochFrequency >= 1, "save_epoch_frequency", "must be at least 1");
         Check(!UseBnSync, "use_bn_sync", "SyncBatchNorm is not supported here (BatchNorm statistics stay per rank)");
         Check(MaskRatio >= 0 && MaskRatio < 1, "mask_ratio", "must be in [0, 1)");
-        Check(!SkipAggregate, "skip_aggregate", "the loss always gathers features from every rank here, as the official default does");
         Check(ClipWeightPath is null && BertWeightPath is null, ClipWeightPath is null ? "bert_weight_path" : "clip_weight_path",
             "initialising a tower from separate open-source weights is not supported here: convert a checkpoint and pass it as resume");
         Check(!Distillation && TeacherModelName is null, Distillation ? "distillation" : "teacher_model_name", "distillation is not supported here");

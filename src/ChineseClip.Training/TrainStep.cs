@@ -17,14 +17,16 @@ public static class TrainStep
     /// <summary>Forward both towers, symmetric InfoNCE (over the global batch when data-parallel), backward,
     /// gradients summed across ranks (see GradientSync), AdamW step, logit-scale clamp.</summary>
     /// <param name="bf16">When set, the passes run on its bf16 copy of <paramref name="model"/> (fp32 master weights).</param>
+    /// <param name="aggregate">false: the official skip_aggregate, each rank's loss over its own batch only (the
+    /// gradients are still summed across ranks).</param>
     public static StepResult Run(ClipModel model, AdamW optimizer, Tensor pixels, Tensor ids, ICollectives? collectives = null,
-        Bf16Compute? bf16 = null)
+        Bf16Compute? bf16 = null, bool aggregate = true)
     {
         collectives ??= Alone;
         using var scope = NewDisposeScope();
         var net = Prepare(model, bf16);
         var output = Fp32(net.forward(pixels, ids));
-        Tensor loss = ContrastiveLoss.ComputeGathered(output.ImageFeatures, output.TextFeatures, output.LogitScale, collectives, out Tensor logits);
+        Tensor loss = ContrastiveLoss.ComputeGathered(output.ImageFeatures, output.TextFeatures, output.LogitScale, aggregate ? collectives : Alone, out Tensor logits);
         loss.backward();
         bf16?.PushGradients();
         double allReduce = GradientSync.SumGradients(model, collectives);
@@ -55,9 +57,9 @@ public static class TrainStep
     /// gradients equal those of one step on the concatenated batch (with dropout off; with dropout on, the two
     /// forwards draw different masks, as in the official code).</summary>
     public static StepResult RunAccumulated(ClipModel model, AdamW optimizer, IReadOnlyList<(Tensor Pixels, Tensor Ids)> micro,
-        ICollectives? collectives = null, Bf16Compute? bf16 = null)
+        ICollectives? collectives = null, Bf16Compute? bf16 = null, bool aggregate = true)
     {
-        if (micro.Count == 1) return Run(model, optimizer, micro[0].Pixels, micro[0].Ids, collectives, bf16);
+        if (micro.Count == 1) return Run(model, optimizer, micro[0].Pixels, micro[0].Ids, collectives, bf16, aggregate);
         collectives ??= Alone;
         using var scope = NewDisposeScope();
         var net = Prepare(model, bf16);
@@ -79,7 +81,7 @@ public static class TrainStep
             var o = Fp32(net.forward(micro[j].Pixels, micro[j].Ids));
             Tensor allImages = cat([.. images[..j], o.ImageFeatures, .. images[(j + 1)..]], 0);
             Tensor allTexts = cat([.. texts[..j], o.TextFeatures, .. texts[(j + 1)..]], 0);
-            Tensor l = ContrastiveLoss.ComputeGathered(allImages, allTexts, o.LogitScale, collectives, out Tensor logits);
+            Tensor l = ContrastiveLoss.ComputeGathered(allImages, allTexts, o.LogitScale, aggregate ? collectives : Alone, out Tensor logits);
             l.backward();
             loss = l.item<float>();
             lastLogits?.Dispose();

@@ -135,7 +135,7 @@ public sealed class Trainer(TrainOptions options, TextWriter log, ICollectives? 
                     var micro = batches.Select(positions => TrainBatch(train, positions, augment, epoch))
                         .Select(b => device.type == DeviceType.CPU ? b : (b.Pixels.to(device), b.Ids.to(device))).ToList();
                     dataTime = dataWatch.Elapsed.TotalSeconds;
-                    result = TrainStep.RunAccumulated(model, optimizer, micro, _group, bf16);
+                    result = TrainStep.RunAccumulated(model, optimizer, micro, _group, bf16, aggregate: !options.SkipAggregate);
                     batchTime = dataWatch.Elapsed.TotalSeconds;
                 }
                 step++;

@@ -38,7 +38,7 @@ public class DataParallelTests
         bool ring = false, bool bf16 = false) => TrainAll(worldSize, batches, accumFreq, ring, bf16)[accumulateRank];
 
     static Dictionary<string, float[]>[] TrainAll(int worldSize, (Tensor Pixels, Tensor Ids)[] batches, int accumFreq = 1,
-        bool ring = false, bool bf16 = false)
+        bool ring = false, bool bf16 = false, bool aggregate = true)
     {
         var config = TinyWithoutDropout();
         var group = new ThreadGroup(worldSize);
@@ -69,7 +69,7 @@ public class DataParallelTests
                     long size = localPixels.shape[0] / accumFreq;
                     return (localPixels.narrow(0, j * size, size), localIds.narrow(0, j * size, size));
                 }).ToList();
-                TrainStep.RunAccumulated(models[r], optimizer, micro, collectives, compute);
+                TrainStep.RunAccumulated(models[r], optimizer, micro, collectives, compute, aggregate);
             }
             results[r] = models[r].state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.to(ScalarType.Float32).data<float>().ToArray());
         })).ToList();
@@ -138,5 +138,16 @@ public class DataParallelTests
             }
         // bf16 rounds differently when a forward sees 6 rows instead of 12: the updates agree up to that noise.
         Assert.True(moved > 0 && Math.Sqrt(apart / moved) < 0.15, $"2 ranks vs 1 in bf16: {Math.Sqrt(apart / moved):P1} of the update");
+    }
+
+    [Fact]
+    public void Skip_aggregate_takes_each_ranks_loss_over_its_own_batch_and_keeps_ranks_identical()
+    {
+        torch.set_num_threads(1);
+        var batches = Batches(steps: 2, globalBatch: 12);
+        var local = TrainAll(2, batches, aggregate: false);
+        Assert.Equal(0, WorstDifference(local[0], local[1]));
+        // Without the other rank's features the logits are 6 x 6 instead of 12 x 12: another loss, other weights.
+        Assert.True(WorstDifference(local[0], Train(2, 0, batches)) > 1e-5, "skip_aggregate changed nothing");
     }
 }

@@ -137,7 +137,6 @@ public class TrainerTests
     }
 
     [Theory]
-    [InlineData("skip_aggregate", "true", "the loss always gathers features from every rank here")]
     [InlineData("mask_ratio", "1.0", "must be in [0, 1)")]
     [InlineData("use_bn_sync", "true", "SyncBatchNorm is not supported here")]
     [InlineData("distillation", "true", "distillation is not supported here")]
