@@ -61,7 +61,7 @@ public class TrainerTests
         Assert.Equal((2, 6L), (latest.Epoch!.Value, latest.Step!.Value)); // 24 pairs / batch 8 = 3 steps per epoch
         using var reloaded = ClipModel.Load(Architectures.Resolve(SharedFiles.Path("fixtures", "official-tiny", "arch.json")), Path.Combine(checkpoints, "epoch2.pt"));
 
-        var metrics = File.ReadAllLines(Path.Combine(root, "logs", "t", "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        var metrics = Metrics(Path.Combine(root, "logs", "t"));
         Assert.Equal(6, metrics.Count(m => m.GetProperty("type").GetString() == "train"));
         Assert.Equal(2, metrics.Count(m => m.GetProperty("type").GetString() == "valid"));
         Assert.Contains("Global Steps: 6/6 | Train Epoch: 2 [24/24 (100%)] | Loss: ", log.ToString());
@@ -76,6 +76,11 @@ public class TrainerTests
         Assert.True(lrs[5] < lrs[2]);
         Directory.Delete(root, true);
     }
+
+    /// <summary>A run's metrics.jsonl lines, all or those of one type (train, valid, resume).</summary>
+    static List<JsonElement> Metrics(string runDir, string? type = null) =>
+        File.ReadLines(Path.Combine(runDir, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement)
+            .Where(m => type is null || m.GetProperty("type").GetString() == type).ToList();
 
     static string WriteConfig(string root, string name, object extra)
     {
@@ -102,8 +107,7 @@ public class TrainerTests
         new Trainer(TrainOptions.Load(WriteConfig(root, "plain", new { })), TextWriter.Null).Run();
 
         // 3 steps per epoch, 6 in all: inside-epoch validations after steps 2 and 4; step 6 ends epoch 2 (validated there).
-        var valid = File.ReadAllLines(Path.Combine(root, "logs", "mid", "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement)
-            .Where(m => m.GetProperty("type").GetString() == "valid").Select(m => (m.GetProperty("step").GetInt32(), m.GetProperty("epoch_end").GetBoolean()));
+        var valid = Metrics(Path.Combine(root, "logs", "mid"), "valid").Select(m => (m.GetProperty("step").GetInt32(), m.GetProperty("epoch_end").GetBoolean()));
         Assert.Equal([(2, false), (3, true), (4, false), (6, true)], valid);
         Assert.Contains("Validation step 2 (epoch 1): text->image R@1/5/10 ", log.ToString());
         Assert.Equal(2, results.Count); // the epoch-end ones
@@ -121,8 +125,7 @@ public class TrainerTests
         // 3 steps per epoch: max_steps 4 means 2 epochs (rounded up), stopping one step into the second.
         new Trainer(TrainOptions.Load(WriteConfig(root, "steps", new { max_steps = 4, max_epochs = 9, skip_scheduler = true, num_workers = 8, log_interval = 1 })), TextWriter.Null).Run();
         string steps = Path.Combine(root, "logs", "steps");
-        var train = File.ReadAllLines(Path.Combine(steps, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement)
-            .Where(m => m.GetProperty("type").GetString() == "train").ToList();
+        var train = Metrics(steps, "train");
         Assert.Equal([1, 2, 3, 4], train.Select(m => m.GetProperty("step").GetInt32()));
         Assert.All(train, m => Assert.Equal(1e-3, m.GetProperty("lr").GetDouble())); // no warmup, no decay
         var last = OfficialCheckpoint.Load(Path.Combine(steps, "checkpoints", "epoch_latest.pt"));
