@@ -8,7 +8,9 @@ set -uo pipefail
 
 package=${CNCLIP_PACKAGE:-.gpu/cnclip-linux-x64.tar.xz}
 fixtures=${CNCLIP_FIXTURES:-.gpu/official-tiny}
-out=${OUT:-/tmp/cnclip-gpu-out}
+# Logs go to a scratch folder and come back packed as one file (the device tool returns at most 8 files from $OUT).
+out=/tmp/cnclip-gpu-out
+rm -rf "$out"
 batch=${BATCH:-128}
 steps=${STEPS:-10}
 mkdir -p "$out"
@@ -48,9 +50,9 @@ sampled() {
   echo "== $name: exit $rc"; tail -n 5 "$out/$name.err"
 }
 
-sampled check timeout 300 "$cnclip" bench gpu --check --fixtures "$fixtures"
-sampled cnclip timeout 300 "$cnclip" bench gpu --batch "$batch" --context-length 52 --precision bf16 --steps "$steps"
-sampled peer timeout 300 python3 bench/gpu/peer.py --batch "$batch" --context-length 52 --precision bf16 --steps "$steps"
+sampled check timeout 240 "$cnclip" bench gpu --check --fixtures "$fixtures"
+sampled cnclip timeout 180 "$cnclip" bench gpu --batch "$batch" --context-length 52 --precision bf16 --steps "$steps"
+sampled peer timeout 180 python3 bench/gpu/peer.py --batch "$batch" --context-length 52 --precision bf16 --steps "$steps"
 
 python3 - "$out" <<'PY'
 import json, os, sys
@@ -82,3 +84,7 @@ summary = {
 open(os.path.join(out, "summary.json"), "w").write(json.dumps(summary, indent=1))
 print(json.dumps(summary))
 PY
+if [ -n "${OUT:-}" ]; then
+  cp "$out/summary.json" "$OUT/summary.json" 2>/dev/null
+  tar -C "$out" -czf "$OUT/gpu-logs.tar.gz" .
+fi

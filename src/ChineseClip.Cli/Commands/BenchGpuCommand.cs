@@ -202,12 +202,30 @@ public static class BenchGpuCommand
             if (i >= warmup) times.Add(watch.Elapsed.TotalMilliseconds);
         }
         double median = BenchTrainStepCommand.Median(times);
+        // Where a step's time goes: the bf16 re-cast of the weights and the AdamW update, each timed alone (after the
+        // timed steps, so they do not disturb them); the rest is forward, loss and backward.
+        double Phase(Action action)
+        {
+            var phase = new List<double>();
+            for (int i = 0; i < 5; i++)
+            {
+                cuda.synchronize(device);
+                var watch = Stopwatch.StartNew();
+                action();
+                cuda.synchronize(device);
+                phase.Add(watch.Elapsed.TotalMilliseconds);
+            }
+            return Math.Round(BenchTrainStepCommand.Median(phase), 2);
+        }
+        double pull = bf16 is null ? 0 : Phase(bf16.PullWeights);
+        double adamw = Phase(() => optimizer.step());
         return new
         {
             bench = "gpu-train-step", side = "cnclip", arch = config.Name, device = device.ToString(), batch, context_length = contextLength,
             precision = precision == "bf16" ? "bf16 compute, fp32 master weights" : "fp32",
             steps, ms_per_step_median = Math.Round(median, 2), samples_per_s = Math.Round(batch * 1000.0 / median, 2),
             ms_per_step = times.Select(t => Math.Round(t, 2)).ToArray(), final_loss = loss,
+            phases_ms = new { bf16_pull_weights = pull, adamw = adamw, forward_loss_backward = Math.Round(median - pull - adamw, 2) },
         };
     }
 }
