@@ -21,17 +21,25 @@ public static class OptimizerFactory
         name.Contains("bn", StringComparison.Ordinal) || name.Contains("ln", StringComparison.Ordinal)
         || name.Contains("bias", StringComparison.Ordinal) || name.Contains("logit_scale", StringComparison.Ordinal);
 
+    /// <summary>The trainable parameters in the official two groups, in model order within each: [0] without weight
+    /// decay (<see cref="IsNoDecay"/>), [1] with it.</summary>
+    public static IReadOnlyList<(string Name, Parameter Parameter)>[] TrainableInGroupOrder(ClipModel model)
+    {
+        var trainable = model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, p.parameter)).ToList();
+        return [trainable.Where(p => IsNoDecay(p.name)).ToList(), trainable.Where(p => !IsNoDecay(p.name)).ToList()];
+    }
+
+    /// <summary>The official AdamW (two parameter groups), stepping over flat buffers (<see cref="FlatAdamW"/>).</summary>
     public static AdamW CreateAdamW(ClipModel model, AdamWSettings s)
     {
-        var trainable = model.named_parameters().Where(p => p.parameter.requires_grad).ToList();
-        var groups = new[]
-        {
-            new AdamW.ParamGroup(trainable.Where(p => IsNoDecay(p.name)).Select(p => p.parameter),
+        var groups = TrainableInGroupOrder(model);
+        return new FlatAdamW(model,
+        [
+            new AdamW.ParamGroup(groups[0].Select(p => p.Parameter),
                 new AdamW.Options { LearningRate = s.Lr, beta1 = s.Beta1, beta2 = s.Beta2, eps = s.Eps, weight_decay = 0 }),
-            new AdamW.ParamGroup(trainable.Where(p => !IsNoDecay(p.name)).Select(p => p.parameter),
+            new AdamW.ParamGroup(groups[1].Select(p => p.Parameter),
                 new AdamW.Options { LearningRate = s.Lr, beta1 = s.Beta1, beta2 = s.Beta2, eps = s.Eps, weight_decay = s.WeightDecay }),
-        };
-        return optim.AdamW(groups, s.Lr, s.Beta1, s.Beta2, s.Eps, s.WeightDecay);
+        ], s);
     }
 
     /// <summary>After every step the official code clamps logit_scale to [0, ln 100].</summary>

@@ -40,11 +40,15 @@ public sealed class GradientBucket : IDisposable
         }
     }
 
+    /// <summary>The parameters, in bucket order.</summary>
+    public IReadOnlyList<TorchSharp.Modules.Parameter> Parameters => _parameters;
+
     /// <summary>The model's bucket, made on first use and again when the set of trainable parameters changed (e.g.
-    /// the vision tower was frozen after the first step).</summary>
+    /// the vision tower was frozen after the first step). Its order is the optimizer's (the no-decay group first, see
+    /// <see cref="OptimizerFactory.TrainableInGroupOrder"/>), so that AdamW can update each group as one slice.</summary>
     public static GradientBucket For(ClipModel model)
     {
-        var trainable = model.parameters().Where(p => p.requires_grad).ToList();
+        var trainable = OptimizerFactory.TrainableInGroupOrder(model).SelectMany(g => g).Select(p => p.Parameter).ToList();
         if (Buckets.TryGetValue(model, out var bucket) && bucket.Matches(trainable)) return bucket;
         bucket?.Dispose();
         bucket = new GradientBucket(trainable);
