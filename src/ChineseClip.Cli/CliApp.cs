@@ -81,7 +81,7 @@ public static class CliApp
 
     static bool IsInputError(Exception e) =>
         e is CliException or ArchitectureException or FileNotFoundException or DirectoryNotFoundException
-            or UnauthorizedAccessException or InvalidDataException or FormatException
+            or UnauthorizedAccessException or InvalidDataException or FormatException or Training.DeviceUnavailableException
         || e.GetType().Namespace?.StartsWith("ChineseClip.Model", StringComparison.Ordinal) == true;
 
     static string OneLine(string message) => message.ReplaceLineEndings(" | ").Trim();

@@ -5,6 +5,10 @@ using static TorchSharp.torch;
 
 namespace ChineseClip.Training;
 
+/// <summary>The device a run names is not on this machine (no CUDA, or fewer GPUs). A NotSupportedException, so a
+/// cluster worker reports it as final rather than retrying.</summary>
+public sealed class DeviceUnavailableException(string message) : NotSupportedException(message);
+
 public static class DeviceSettings
 {
     /// <summary>The device <paramref name="text"/> names (cpu, cuda, cuda:N), after checking that it is there.</summary>
@@ -13,9 +17,9 @@ public static class DeviceSettings
         if (!TrainOptions.TryParseDevice(text, out Device device)) throw new ArgumentException($"device '{text}' is not cpu, cuda or cuda:N");
         if (device.type != DeviceType.CUDA) return device;
         if (!cuda.is_available())
-            throw new NotSupportedException($"device '{text}': no CUDA device (torch.cuda.is_available() is false with libtorch {string.Join(", ", Model.Runtime.TorchNative.MappedLibtorch())})");
+            throw new DeviceUnavailableException($"device '{text}': no CUDA device (torch.cuda.is_available() is false with libtorch {string.Join(", ", Model.Runtime.TorchNative.MappedLibtorch())})");
         int count = cuda.device_count();
-        if (device.index >= count) throw new NotSupportedException($"device '{text}': only {count} CUDA device(s) here");
+        if (device.index >= count) throw new DeviceUnavailableException($"device '{text}': only {count} CUDA device(s) here");
         return device;
     }
 

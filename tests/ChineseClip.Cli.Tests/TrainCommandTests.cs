@@ -31,6 +31,25 @@ public class TrainCommandTests
         """;
 
     [Fact]
+    public void A_cuda_device_on_a_machine_without_one_is_a_one_line_error()
+    {
+        string dir = Directory.CreateTempSubdirectory("cnclip-nocuda").FullName;
+        try
+        {
+            File.WriteAllText(Path.Combine(dir, "vit-tiny.json"), Arch);
+            File.WriteAllText(Path.Combine(dir, "cuda.yaml"), Config(dir, "cuda", batchSize: 8) + "\ndevice: cuda\n");
+            var r = CliRunner.RunProcess("train", "--config", Path.Combine(dir, "cuda.yaml"));
+            Assert.Equal(ExitCodes.BadInput, r.ExitCode);
+            string line = Assert.Single(r.Error.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+            Assert.StartsWith("cnclip: error: device 'cuda': no CUDA device (torch.cuda.is_available() is false with libtorch /", line);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
     public void Two_worker_processes_reach_the_weights_of_one_process_with_the_same_global_batch()
     {
         string dir = Directory.CreateTempSubdirectory("cnclip-nproc").FullName;

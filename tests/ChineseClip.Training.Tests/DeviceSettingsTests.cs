@@ -32,7 +32,7 @@ public class DeviceSettingsTests
     [Fact]
     public void Training_on_a_cuda_device_where_there_is_none_fails_before_reading_data()
     {
-        var e = Assert.Throws<NotSupportedException>(() => new Trainer(Bind("\"device\": \"cuda:0\""), TextWriter.Null).Run());
+        var e = Assert.Throws<DeviceUnavailableException>(() => new Trainer(Bind("\"device\": \"cuda:0\""), TextWriter.Null).Run());
         Assert.StartsWith("device 'cuda:0': no CUDA device (torch.cuda.is_available() is false with libtorch /", e.Message);
     }
 }
