@@ -9,7 +9,8 @@ namespace ChineseClip.Cluster.Tests;
 
 /// <summary>`dotnet run --project ChineseClip.AppHost` as a new user starts it (the http launch profile: dashboard on
 /// :15888, coordinator on :5290), with the embedded demo on: the demo schedule must succeed and the dashboard's
-/// telemetry API must show spans and metrics from every service.</summary>
+/// telemetry API must show spans and metrics from every service. Redis is the embedded Garnet server here, the
+/// fallback of a machine with only the .NET SDK (the shared fixture runs redis-server).</summary>
 [Collection("cluster")]
 public sealed class UserRunTests(ClusterFixture cluster) : IDisposable
 {
@@ -29,7 +30,7 @@ public sealed class UserRunTests(ClusterFixture cluster) : IDisposable
         _ = cluster; // shares the collection only to run alone
         var start = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (string a in new[] { "run", "--no-build", "--project", Path.Combine(RepositoryRoot(), "ChineseClip.AppHost"), "--",
-            $"Cluster:RunsDirectory={_runs}", "Cluster:Redis=executable" })
+            $"Cluster:RunsDirectory={_runs}", "Cluster:Redis=garnet" })
             start.ArgumentList.Add(a);
         _apphost = Process.Start(start)!;
         string log = Path.Combine(ClusterFixture.LogDirectory, "user-run-apphost.log");
@@ -57,6 +58,7 @@ public sealed class UserRunTests(ClusterFixture cluster) : IDisposable
         }
         Assert.True(demo.State == RunState.Succeeded, $"{demo.State}: {demo.Error}");
         Assert.Equal(3, demo.Stages.Count(s => s.State == RunState.Succeeded));
+        Assert.True(GarnetRuns(), "no ChineseClip.Garnet process: the demo ran on another redis");
         Assert.Equal(demo.Stages[0].BestCheckpoint, demo.Stages[1].InitCheckpoint);
         Assert.Equal(demo.Stages[1].BestCheckpoint, demo.Stages[2].InitCheckpoint);
 
@@ -73,6 +75,16 @@ public sealed class UserRunTests(ClusterFixture cluster) : IDisposable
         foreach (var (service, span) in new[] { ("coordinator", "stage stage1-muge"), ("worker-0", "train stage"), ("preprocessor-0", "preprocess shard") })
             Assert.Contains($"\"{span}\"", await http.GetStringAsync($"/api/telemetry/traces?resource={service}&limit=100000"));
     }
+
+    static bool GarnetRuns() => Directory.EnumerateDirectories("/proc").Any(d =>
+    {
+        try
+        {
+            return Path.GetFileName(d).All(char.IsDigit) && File.ReadAllText(Path.Combine(d, "cmdline")).Contains("ChineseClip.Garnet", StringComparison.Ordinal);
+        }
+        catch (IOException) { return false; }
+        catch (UnauthorizedAccessException) { return false; }
+    });
 
     public void Dispose()
     {
