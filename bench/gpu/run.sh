@@ -59,6 +59,9 @@ for round in $(seq 1 "$rounds"); do
   sampled "peer-$round" timeout 180 python3 bench/gpu/peer.py --batch "$batch" --context-length 52 --precision bf16 --steps "$steps"
 done
 
+# Gradient checkpointing's price and saving on the same step (CKPT=0 skips it).
+[ "${CKPT:-1}" = 0 ] || sampled ckpt-cnclip timeout 180 "$cnclip" bench gpu --batch "$batch" --context-length 52 --precision bf16 --steps "$steps" --grad-checkpointing
+
 # The trainer end to end on the device: the demo's stage 1 (tiny ViT from random init) for TRAIN_EPOCHS epochs with
 # device: cuda and precision: bf16, and the same on the CPU in fp32, each ending with validation recall and best.pt.
 demo=/tmp/cnclip-demo
@@ -135,6 +138,7 @@ summary = {
     "cnclip": ours, "transformers": peer,
     "throughput_ratio": round(ours["samples_per_s"] / peer["samples_per_s"], 3) if "samples_per_s" in ours and "samples_per_s" in peer else None,
     "train_demo_stage1": {"cuda_bf16": train("cuda"), "cpu_fp32": train("cpu")},
+    "cnclip_grad_checkpointing": {k: v for k, v in load("ckpt-cnclip").items() if k in ("ms_per_step_median", "samples_per_s", "nvidia_smi_peak_mib", "error")},
 }
 open(os.path.join(out, "summary.json"), "w").write(json.dumps(summary, indent=1))
 print(json.dumps(summary))

@@ -55,6 +55,7 @@ public sealed class FlatAdamW : AdamW
             }
             _groupRanges[g] = (start, total - start);
         }
+        Optimizers.AddOrUpdate(model, this);
         // Owned by this optimizer (and, through the views, by the parameters), not by a dispose scope.
         _weights = empty(total, dtype: _order[0].dtype, device: _order[0].device).DetachFromDisposeScope();
         _expAvg = zeros_like(_weights).DetachFromDisposeScope();
@@ -77,6 +78,20 @@ public sealed class FlatAdamW : AdamW
             state.exp_avg = avg;
             state.exp_avg_sq = avgSq;
         }
+    }
+
+    static readonly System.Runtime.CompilerServices.ConditionalWeakTable<ClipModel, FlatAdamW> Optimizers = new();
+
+    /// <summary>The flat buffer holding <paramref name="model"/>'s trainable weights in gradient-bucket order, when a
+    /// FlatAdamW laid them out and every one of them is still in place; else null.</summary>
+    public static Tensor? FlatWeightsOf(ClipModel model)
+    {
+        if (!Optimizers.TryGetValue(model, out var optimizer) || optimizer._weights is null) return null;
+        IntPtr weights = TorchNative.DataPointer(optimizer._weights);
+        long elementSize = optimizer._weights.ElementSize;
+        for (int i = 0; i < optimizer._order.Count; i++)
+            if (TorchNative.DataPointer(optimizer._order[i]) != weights + (nint)(optimizer._offsets[i] * elementSize)) return null;
+        return optimizer._weights;
     }
 
     Tensor Slice(Tensor flat, int i) => flat.narrow(0, _offsets[i], _order[i].numel()).view(_order[i].shape).DetachFromDisposeScope();
@@ -148,6 +163,7 @@ public sealed class FlatAdamW : AdamW
 
     protected override void Dispose(bool disposing)
     {
+        if (Optimizers.TryGetValue(_model, out var registered) && ReferenceEquals(registered, this)) Optimizers.Remove(_model);
         base.Dispose(disposing); // disposes the states' views
         if (disposing)
         {

@@ -33,9 +33,10 @@ public static class BenchGpuCommand
         };
         var tf32 = new Option<bool>("--tf32") { Description = "allow TF32 for float32 matrix products" };
         var sdpa = new Option<string>("--sdpa-backend") { Description = "auto, flash or math", DefaultValueFactory = _ => "auto" };
+        var checkpointing = new Option<bool>("--grad-checkpointing") { Description = "recompute each transformer block in the backward pass (timed step)" };
         var command = new Command("gpu", "CUDA checks (--check) or the timed fine-tuning step on a CUDA device; one JSON line.")
         {
-            check, fixtures, device, arch, batch, contextLength, steps, warmup, precision, tf32, sdpa,
+            check, fixtures, device, arch, batch, contextLength, steps, warmup, precision, tf32, sdpa, checkpointing,
         };
         command.SetAction(r => CliApp.Guard(io, () =>
         {
@@ -45,7 +46,8 @@ public static class BenchGpuCommand
             DeviceSettings.ApplyCudaSwitches(r.GetValue(tf32), r.GetValue(sdpa)!);
             object result = r.GetValue(check)
                 ? Checks(r.GetValue(fixtures)?.FullName ?? throw new CliException("--check needs --fixtures DIR"), cuda)
-                : Time(r.GetValue(arch)!, cuda, r.GetValue(batch), r.GetValue(contextLength), r.GetValue(steps), r.GetValue(warmup), r.GetValue(precision)!);
+                : Time(r.GetValue(arch)!, cuda, r.GetValue(batch), r.GetValue(contextLength), r.GetValue(steps), r.GetValue(warmup), r.GetValue(precision)!,
+                    r.GetValue(checkpointing));
             io.Out.WriteLine(JsonSerializer.Serialize(result));
             return ExitCodes.Success;
         }));
@@ -179,7 +181,7 @@ public static class BenchGpuCommand
         });
     }
 
-    static object Time(string archName, Device device, int batch, int contextLength, int steps, int warmup, string precision)
+    static object Time(string archName, Device device, int batch, int contextLength, int steps, int warmup, string precision, bool checkpointing)
     {
         if (batch < 1 || steps < 1 || warmup < 0) throw new CliException("--batch and --steps must be at least 1, --warmup not negative");
         if (contextLength < 10) throw new CliException($"--context-length {contextLength}: must be at least 10");
@@ -189,6 +191,7 @@ public static class BenchGpuCommand
         model.to(device);
         model.train();
         using var bf16 = precision == "bf16" ? new Bf16Compute(model) : null;
+        (bf16?.Compute ?? model).SetGradCheckpointing(checkpointing);
         using var optimizer = OptimizerFactory.CreateAdamW(model, AdamWSettings.OfficialFor(config));
         using var pixels = randn(batch, 3, config.ImageResolution, config.ImageResolution, device: device);
         using var ids = BenchTrainStepCommand.RandomIds(batch, config.VocabSize, contextLength).to(device);
@@ -207,7 +210,7 @@ public static class BenchGpuCommand
         return new
         {
             bench = "gpu-train-step", side = "cnclip", arch = config.Name, device = device.ToString(), batch, context_length = contextLength,
-            precision = precision == "bf16" ? "bf16 compute, fp32 master weights" : "fp32",
+            precision = precision == "bf16" ? "bf16 compute, fp32 master weights" : "fp32", grad_checkpointing = checkpointing,
             steps, ms_per_step_median = Math.Round(median, 2), samples_per_s = Math.Round(batch * 1000.0 / median, 2),
             ms_per_step = times.Select(t => Math.Round(t, 2)).ToArray(), final_loss = loss,
             phases_ms = phases,
