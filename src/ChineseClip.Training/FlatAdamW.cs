@@ -2,8 +2,9 @@
 // ViT-B-16 + RoBERTa-base has ~200 trainable tensors: on an H100 that loop took 29 of a 116 ms batch-128 bf16 step,
 // launches rather than arithmetic. TorchSharp 0.107 binds neither torch's fused AdamW nor the multi-tensor (_foreach)
 // ops, so we lay the tensors out for a flat update ourselves: every trainable parameter and both of its moments are
-// views into one flat tensor per kind, group after group in the order of the gradient bucket (GradientBucket), and a
-// step runs the same arithmetic as TorchSharp's loop, in the same order of operations, once per group slice.
+// views into one flat tensor per kind, group after group in the order and layout of the gradient bucket (GradientBucket,
+// FlatLayout), and a step runs the same arithmetic as TorchSharp's loop, in the same order of operations, once per group
+// slice.
 //
 // The state stays TorchSharp's (one AdamW.State per parameter, its moments now views), so state_dict, checkpoints,
 // resume and the per-group learning rate work unchanged. A step checks that the layout still holds (each parameter
@@ -26,7 +27,7 @@ public sealed class FlatAdamW : AdamW
 
     readonly ClipModel _model;
     readonly List<Parameter> _order;
-    readonly long[] _offsets;
+    readonly long[] _offsets = [];
     readonly (long Start, long Count)[] _groupRanges;
     readonly Tensor? _weights, _expAvg, _expAvgSq;
 
@@ -39,25 +40,23 @@ public sealed class FlatAdamW : AdamW
     {
         _model = model;
         _order = groups.SelectMany(g => g.Parameters).ToList();
-        _offsets = new long[_order.Count];
         _groupRanges = new (long, long)[groups.Count];
         if (_order.Count == 0 || _order.Any(p => p.dtype != _order[0].dtype || p.device_type != _order[0].device_type || p.device_index != _order[0].device_index || !p.is_floating_point()))
             return; // nothing to flatten, or a mix the flats cannot hold: TorchSharp's loop
-        long total = 0;
+        // The gradient bucket's layout (aligned starts, padding between tensors): a group is one slice of each buffer,
+        // its padding zero in all of them, so the update leaves it zero.
+        (_offsets, long total) = FlatLayout.Of(_order);
         int index = 0;
         for (int g = 0; g < groups.Count; g++)
         {
-            long start = total;
-            foreach (var p in groups[g].Parameters)
-            {
-                _offsets[index++] = total;
-                total += p.numel();
-            }
-            _groupRanges[g] = (start, total - start);
+            int count = groups[g].Parameters.Count();
+            long start = count == 0 ? 0 : _offsets[index];
+            long end = count == 0 ? 0 : _offsets[index + count - 1] + _order[index + count - 1].numel();
+            _groupRanges[g] = (start, end - start);
+            index += count;
         }
-        Optimizers.AddOrUpdate(model, this);
         // Owned by this optimizer (and, through the views, by the parameters), not by a dispose scope.
-        _weights = empty(total, dtype: _order[0].dtype, device: _order[0].device).DetachFromDisposeScope();
+        _weights = zeros(total, dtype: _order[0].dtype, device: _order[0].device).DetachFromDisposeScope();
         _expAvg = zeros_like(_weights).DetachFromDisposeScope();
         _expAvgSq = zeros_like(_weights).DetachFromDisposeScope();
         using var _ = no_grad();
@@ -78,20 +77,6 @@ public sealed class FlatAdamW : AdamW
             state.exp_avg = avg;
             state.exp_avg_sq = avgSq;
         }
-    }
-
-    static readonly System.Runtime.CompilerServices.ConditionalWeakTable<ClipModel, FlatAdamW> Optimizers = new();
-
-    /// <summary>The flat buffer holding <paramref name="model"/>'s trainable weights in gradient-bucket order, when a
-    /// FlatAdamW laid them out and every one of them is still in place; else null.</summary>
-    public static Tensor? FlatWeightsOf(ClipModel model)
-    {
-        if (!Optimizers.TryGetValue(model, out var optimizer) || optimizer._weights is null) return null;
-        IntPtr weights = TorchNative.DataPointer(optimizer._weights);
-        long elementSize = optimizer._weights.ElementSize;
-        for (int i = 0; i < optimizer._order.Count; i++)
-            if (TorchNative.DataPointer(optimizer._order[i]) != weights + (nint)(optimizer._offsets[i] * elementSize)) return null;
-        return optimizer._weights;
     }
 
     Tensor Slice(Tensor flat, int i) => flat.narrow(0, _offsets[i], _order[i].numel()).view(_order[i].shape).DetachFromDisposeScope();
@@ -163,7 +148,6 @@ public sealed class FlatAdamW : AdamW
 
     protected override void Dispose(bool disposing)
     {
-        if (Optimizers.TryGetValue(_model, out var registered) && ReferenceEquals(registered, this)) Optimizers.Remove(_model);
         base.Dispose(disposing); // disposes the states' views
         if (disposing)
         {

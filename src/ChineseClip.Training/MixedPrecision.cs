@@ -16,15 +16,6 @@ public sealed class Bf16Compute : IDisposable
     readonly List<(Tensor Master, Tensor Copy)> _parameters = [];
     readonly List<(Tensor Master, Tensor Copy)> _buffers = [];
     readonly List<(nn.Module Master, nn.Module Copy)> _modules;
-    // The copy's trainable parameters, views into one bf16 buffer in gradient-bucket order (the master's FlatAdamW
-    // order), so that re-casting them is one copy; the rest (frozen parameters, buffers) go one by one.
-    readonly List<Tensor> _flatOrder = [];
-    readonly long[] _flatOffsets = [];
-    readonly Tensor? _flat;
-    readonly List<(Tensor Master, Tensor Copy)> _others = [];
-
-    /// <summary>How many re-casts were one flat copy (the master laid out by FlatAdamW), for tests and benchmarks.</summary>
-    public int FlatPulls { get; private set; }
 
     /// <summary>The bf16 copy the forward and backward passes run on.</summary>
     public ClipModel Compute { get; }
@@ -48,37 +39,6 @@ public sealed class Bf16Compute : IDisposable
         }
         foreach (var ((_, m), (_, c)) in master.named_buffers().Zip(Compute.named_buffers())) _buffers.Add((m, c));
         _modules = master.modules().Zip(Compute.modules()).ToList();
-
-        var trainable = OptimizerFactory.TrainableInGroupOrder(Compute).SelectMany(g => g).Select(p => p.Parameter).ToList();
-        if (trainable.Count == 0) return;
-        _flatOffsets = new long[trainable.Count];
-        long total = 0;
-        for (int i = 0; i < trainable.Count; i++)
-        {
-            _flatOffsets[i] = total;
-            total += trainable[i].numel();
-        }
-        _flat = empty(total, dtype: ScalarType.BFloat16, device: trainable[0].device).DetachFromDisposeScope();
-        using var _ = no_grad();
-        for (int i = 0; i < trainable.Count; i++)
-        {
-            using var view = _flat.narrow(0, _flatOffsets[i], trainable[i].numel()).view(trainable[i].shape);
-            view.copy_(trainable[i]);
-            trainable[i].set_(view);
-            _flatOrder.Add(trainable[i]);
-        }
-        var flatSet = new HashSet<Tensor>(_flatOrder, ReferenceEqualityComparer.Instance);
-        _others.AddRange(_parameters.Where(pair => !flatSet.Contains(pair.Copy)));
-    }
-
-    // The master's flat fp32 weights when both sides are laid out alike, else null (then parameter by parameter).
-    Tensor? FlatPair()
-    {
-        if (_flat is null || FlatAdamW.FlatWeightsOf(_master) is not Tensor master || master.numel() != _flat.numel()) return null;
-        IntPtr flat = Model.Runtime.TorchNative.DataPointer(_flat);
-        for (int i = 0; i < _flatOrder.Count; i++)
-            if (Model.Runtime.TorchNative.DataPointer(_flatOrder[i]) != flat + (nint)(_flatOffsets[i] * 2)) return null;
-        return master;
     }
 
     /// <summary>Casts the fp32 weights (and buffers, e.g. BatchNorm statistics) into the copy and mirrors the
@@ -86,16 +46,7 @@ public sealed class Bf16Compute : IDisposable
     public void PullWeights()
     {
         using var _ = no_grad();
-        if (FlatPair() is Tensor master)
-        {
-            _flat!.copy_(master);
-            foreach (var (m, c) in _others) c.copy_(m);
-            FlatPulls++;
-        }
-        else
-        {
-            foreach (var (m, c) in _parameters) c.copy_(m);
-        }
+        foreach (var (m, c) in _parameters) c.copy_(m);
         foreach (var (m, c) in _buffers) if (m.is_floating_point()) c.copy_(m);
         foreach (var (m, c) in _modules) if (c.training != m.training) c.train(m.training);
     }
@@ -109,9 +60,5 @@ public sealed class Bf16Compute : IDisposable
         foreach (var (m, c) in _buffers) if (m.is_floating_point()) m.copy_(c);
     }
 
-    public void Dispose()
-    {
-        Compute.Dispose();
-        _flat?.Dispose();
-    }
+    public void Dispose() => Compute.Dispose();
 }

@@ -97,11 +97,23 @@ public class FlatAdamWTests
         var bucket = GradientBucket.For(model);
         var groups = OptimizerFactory.TrainableInGroupOrder(model);
         Assert.Equal(groups.SelectMany(g => g).Select(p => p.Parameter), bucket.Parameters);
-        // Consecutive parameters are consecutive in memory: one flat buffer.
+        // One flat buffer: each parameter starts where the previous one ends, rounded up to 64 elements (256 bytes),
+        // and its gradient sits at the same offset in the bucket.
         var parameters = bucket.Parameters;
+        nint Address(Tensor t) => ChineseClip.Model.Runtime.TorchNative.DataPointer(t);
+        nint first = Address(parameters[0]);
+        Assert.Equal(0, first % 64);
         for (int i = 1; i < parameters.Count; i++)
-            Assert.Equal(ChineseClip.Model.Runtime.TorchNative.DataPointer(parameters[i - 1]) + (nint)(parameters[i - 1].numel() * 4),
-                ChineseClip.Model.Runtime.TorchNative.DataPointer(parameters[i]));
+        {
+            long end = (Address(parameters[i - 1]) - first) / 4 + parameters[i - 1].numel();
+            Assert.Equal(first + (nint)((end + 63) / 64 * 64 * 4), Address(parameters[i]));
+        }
+        nint grads = Address(bucket.Flat);
+        foreach (var p in parameters)
+        {
+            using var grad = p.grad!;
+            Assert.Equal(Address(p) - first, Address(grad) - grads);
+        }
     }
 
     [Fact]

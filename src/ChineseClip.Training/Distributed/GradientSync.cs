@@ -26,17 +26,16 @@ public sealed class GradientBucket : IDisposable
     GradientBucket(List<TorchSharp.Modules.Parameter> parameters)
     {
         _parameters = parameters;
-        Flat = zeros(parameters.Sum(p => p.numel()), dtype: parameters[0].dtype, device: parameters[0].device).DetachFromDisposeScope(); // lives as long as the model, not one step
+        var (offsets, total) = FlatLayout.Of(parameters);
+        Flat = zeros(total, dtype: parameters[0].dtype, device: parameters[0].device).DetachFromDisposeScope(); // lives as long as the model, not one step
         using var _ = no_grad();
-        long offset = 0;
-        foreach (var p in parameters)
+        for (int i = 0; i < parameters.Count; i++)
         {
-            long n = p.numel();
-            var view = Flat.narrow(0, offset, n).view(p.shape).DetachFromDisposeScope();
+            var p = parameters[i];
+            var view = Flat.narrow(0, offsets[i], p.numel()).view(p.shape).DetachFromDisposeScope();
             using (var old = p.grad) if (old is not null) view.copy_(old); // keep what was accumulated before
             p.grad = view;
             _views.Add(view);
-            offset += n;
         }
     }
 
@@ -70,6 +69,27 @@ public sealed class GradientBucket : IDisposable
     {
         foreach (var v in _views) v.Dispose();
         Flat.Dispose();
+    }
+}
+
+/// <summary>Where each tensor of a flat buffer starts: one after another, each start rounded up to a multiple of
+/// <see cref="Alignment"/> elements, so that every view is as aligned as a tensor of its own (CUDA's matrix kernels want
+/// 16-byte-aligned operands, and a one-element tensor such as logit_scale would otherwise shift all that follow it).
+/// The gradient bucket and FlatAdamW's buffers share it, so a parameter sits at the same offset in each.</summary>
+public static class FlatLayout
+{
+    public const long Alignment = 64;
+
+    public static (long[] Offsets, long Total) Of(IReadOnlyList<TorchSharp.Modules.Parameter> tensors)
+    {
+        var offsets = new long[tensors.Count];
+        long at = 0;
+        for (int i = 0; i < tensors.Count; i++)
+        {
+            offsets[i] = at;
+            at = (at + tensors[i].numel() + Alignment - 1) / Alignment * Alignment;
+        }
+        return (offsets, at);
     }
 }
 
