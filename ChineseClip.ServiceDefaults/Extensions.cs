@@ -54,6 +54,8 @@ public static class Extensions
         return builder;
     }
 
+    /// <summary>/health (every check: what the AppHost's WithHttpHealthCheck polls) and /alive (the "live" ones), in
+    /// every environment: the services listen on loopback or a cluster network, and the answers name no secrets.</summary>
     public static WebApplication MapDefaultEndpoints(this WebApplication app)
     {
         app.MapHealthChecks("/health");

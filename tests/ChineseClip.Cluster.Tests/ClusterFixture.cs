@@ -19,7 +19,8 @@ public sealed class ClusterFixture : IAsyncLifetime
     public string Demo => Path.Combine(Root, "demo");
     public DistributedApplication App { get; private set; } = null!;
     public Coordinator.CoordinatorClient Client { get; private set; } = null!;
-    GrpcChannel? _channel;
+    /// <summary>The channel to the coordinator's gRPC endpoint (for other clients than <see cref="Client"/>).</summary>
+    public GrpcChannel Channel { get; private set; } = null!;
     public OtlpReceiver Telemetry { get; } = new();
 
     /// <summary>A stage of the demo data with the tiny architecture, small enough to train in seconds.</summary>
@@ -50,8 +51,8 @@ public sealed class ClusterFixture : IAsyncLifetime
         CaptureLogs();
         await App.StartAsync().WaitAsync(Patience);
         await App.ResourceNotifications.WaitForResourceHealthyAsync("coordinator").WaitAsync(Patience);
-        _channel = GrpcChannel.ForAddress(App.GetEndpoint("coordinator", "grpc"));
-        Client = new Coordinator.CoordinatorClient(_channel);
+        Channel = GrpcChannel.ForAddress(App.GetEndpoint("coordinator", "grpc"));
+        Client = new Coordinator.CoordinatorClient(Channel);
         await WaitForWorkers(2);
     }
 
@@ -146,7 +147,7 @@ public sealed class ClusterFixture : IAsyncLifetime
 
     public async Task DisposeAsync()
     {
-        _channel?.Dispose();
+        Channel?.Dispose();
         if (App is not null)
         {
             await App.StopAsync().WaitAsync(TimeSpan.FromMinutes(1));

@@ -133,6 +133,9 @@ public sealed class CoordinatorProcessTests(ClusterFixture cluster) : IDisposabl
         Assert.Equal(StatusCode.Unauthenticated, wrong.StatusCode);
         var answered = await client.ListSchedulesAsync(new ListSchedulesRequest(), new Metadata { { "cnclip-token", "s3cret" } });
         Assert.NotNull(answered);
+        // gRPC health answers without the token, as /health does.
+        var health = await new Grpc.Health.V1.Health.HealthClient(channel).CheckAsync(new Grpc.Health.V1.HealthCheckRequest());
+        Assert.Equal(Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus.Serving, health.Status);
     }
 
     void StartRedis(int port)
