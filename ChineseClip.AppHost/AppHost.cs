@@ -3,6 +3,9 @@
 // the coordinator, N training workers (cuda:i per worker when Cluster:Gpus is set, else cpu), M preprocessors that turn
 // each stage's training data into shards from the Redis queue (Cluster:Preprocessors=0: workers decode it), and, unless
 // Cluster:Demo is false, the embedded demo: demo data, then its three-stage schedule submitted by `cnclip submit`.
+// The coordinator and the workers are healthy when their /health answers 200 (the coordinator's: schedules loaded
+// from Redis, Redis reachable), so WaitFor(coordinator) waits for a coordinator that can schedule. The preprocessors
+// serve no HTTP: they count as healthy once running.
 using System.Diagnostics;
 using ChineseClip.AppHost;
 
@@ -27,6 +30,7 @@ IResourceBuilder<IResourceWithConnectionString> redis = redisKind switch
 };
 
 var coordinator = builder.AddProject<Projects.ChineseClip_Coordinator>("coordinator")
+    .WithHttpHealthCheck("/health", endpointName: "http")
     .WithReference(redis).WaitFor(redis)
     .WithEnvironment("Coordinator__RunsDirectory", runs)
     .WithEnvironment("Coordinator__Token", config["Cluster:Token"] ?? "");
@@ -35,6 +39,7 @@ for (int i = 0; i < workers; i++)
 {
     string name = $"worker-{i}", device = i < gpus ? $"cuda:{i}" : "cpu";
     var worker = builder.AddProject<Projects.ChineseClip_Worker>(name)
+        .WithHttpHealthCheck("/health", endpointName: "http")
         .WithReference(coordinator).WaitFor(coordinator)
         .WithEnvironment("Worker__Name", name)
         .WithEnvironment("Worker__Device", device)

@@ -13,7 +13,9 @@ namespace Microsoft.Extensions.Hosting;
 
 public static class Extensions
 {
-    /// <summary>Names of the ActivitySources and Meters the project's own code emits.</summary>
+    /// <summary>Names of the ActivitySources and Meters the project's own code emits: ChineseClip.Coordinator (schedule
+    /// and stage spans), ChineseClip.Worker (train stage), ChineseClip.Training (epoch), ChineseClip.Preprocessing
+    /// (preprocess shard); all registered by the wildcard "ChineseClip.*".</summary>
     public const string TelemetryPrefix = "ChineseClip";
 
     public static TBuilder AddServiceDefaults<TBuilder>(this TBuilder builder) where TBuilder : IHostApplicationBuilder
@@ -52,6 +54,8 @@ public static class Extensions
         return builder;
     }
 
+    /// <summary>/health (every check: what the AppHost's WithHttpHealthCheck polls) and /alive (the "live" ones), in
+    /// every environment: the services listen on loopback or a cluster network, and the answers name no secrets.</summary>
     public static WebApplication MapDefaultEndpoints(this WebApplication app)
     {
         app.MapHealthChecks("/health");

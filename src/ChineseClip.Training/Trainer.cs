@@ -116,6 +116,10 @@ public sealed class Trainer(TrainOptions options, TextWriter log, ICollectives? 
         int firstStep = step;
         for (int epoch = startEpoch; epoch < maxEpochs; epoch++)
         {
+            using var epochSpan = TrainingTelemetry.Source.StartActivity($"epoch {epoch + 1}");
+            epochSpan?.SetTag("cnclip.epoch", epoch + 1);
+            epochSpan?.SetTag("cnclip.rank", _group.Rank);
+            epochSpan?.SetTag("cnclip.first_step", step + 1);
             model.train();
             if (options.FreezeVision) FreezeBatchNorm(model);
             var dataWatch = Stopwatch.StartNew();
@@ -173,11 +177,13 @@ public sealed class Trainer(TrainOptions options, TextWriter log, ICollectives? 
                 dataWatch.Restart();
             }
 
+            epochSpan?.SetTag("cnclip.last_step", step);
             ValidationResult? validation = null;
             if (valid is not null && ((epoch + 1) % options.ValidEpochInterval == 0 || epoch + 1 == maxEpochs))
             {
                 validation = ValidateAndReport(epoch, step, atEpochEnd: true);
                 results.Add(validation);
+                epochSpan?.SetTag("cnclip.valid.mean_recall", validation.MeanRecall);
             }
 
             bool isBest = validation is not null && validation.MeanRecall > best;

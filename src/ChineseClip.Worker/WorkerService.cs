@@ -1,5 +1,6 @@
 // Joins the coordinator and trains what it is given, one stage run at a time; reconnects when the coordinator goes
 // away (saying which run it is still in, so a restarted coordinator can follow it) and keeps training meanwhile.
+// A run's span continues the coordinator's trace (the assignment's traceparent); the trainer's epoch spans are its children.
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using ChineseClip.Contracts.Coordinator;
@@ -14,7 +15,8 @@ namespace ChineseClip.Worker;
 public sealed class WorkerService(Coordinator.CoordinatorClient coordinator, IOptions<WorkerOptions> options, ILogger<WorkerService> log,
     IServiceProvider services) : BackgroundService
 {
-    static readonly ActivitySource Source = new("ChineseClip.Worker");
+    /// <summary>The worker's spans (ServiceDefaults exports "ChineseClip.*").</summary>
+    public static readonly ActivitySource Source = new("ChineseClip.Worker");
     readonly WorkerOptions _options = options.Value;
     readonly object _lock = new();
     (string RunId, CancellationTokenSource Cancel, Task Task)? _current;
@@ -100,7 +102,8 @@ public sealed class WorkerService(Coordinator.CoordinatorClient coordinator, IOp
 
     async Task Train(StageAssignment a, CancellationToken cancel)
     {
-        using var span = Source.StartActivity("train stage");
+        using var span = Source.StartActivity("train stage", ActivityKind.Internal, ParentOf(a));
+        span?.SetTag("cnclip.schedule", a.ScheduleId);
         span?.SetTag("cnclip.run", a.RunId);
         span?.SetTag("cnclip.rank", a.Rank);
         span?.SetTag("cnclip.world_size", a.WorldSize);
@@ -156,6 +159,10 @@ public sealed class WorkerService(Coordinator.CoordinatorClient coordinator, IOp
         }
         await Report(report);
     }
+
+    /// <summary>The coordinator's span of the run, from the assignment; none (default) from a coordinator that sent none.</summary>
+    internal static ActivityContext ParentOf(StageAssignment a) =>
+        ActivityContext.TryParse(a.Traceparent, null, isRemote: true, out var parent) ? parent : default;
 
     /// <summary>Bad inputs (a missing file, malformed data, a checkpoint that does not fit, an invalid option) fail the
     /// stage at once: another attempt would meet them again. Anything else (a lost peer, a timeout, a client library's

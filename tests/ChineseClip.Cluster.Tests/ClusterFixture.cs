@@ -9,7 +9,8 @@ using Microsoft.Extensions.DependencyInjection;
 namespace ChineseClip.Cluster.Tests;
 
 /// <summary>One cluster for all functional tests (an AppHost start costs ~30 s): redis, the coordinator and two CPU
-/// workers, without the embedded demo; small demo datasets in a temporary folder.</summary>
+/// workers, without the embedded demo; small demo datasets in a temporary folder. The services send their traces to
+/// <see cref="Telemetry"/>.</summary>
 public sealed class ClusterFixture : IAsyncLifetime
 {
     public static readonly TimeSpan Patience = TimeSpan.FromMinutes(4);
@@ -18,7 +19,21 @@ public sealed class ClusterFixture : IAsyncLifetime
     public string Demo => Path.Combine(Root, "demo");
     public DistributedApplication App { get; private set; } = null!;
     public Coordinator.CoordinatorClient Client { get; private set; } = null!;
-    GrpcChannel? _channel;
+    /// <summary>The channel to the coordinator's gRPC endpoint (for other clients than <see cref="Client"/>).</summary>
+    public GrpcChannel Channel { get; private set; } = null!;
+    public OtlpReceiver Telemetry { get; } = new();
+
+    /// <summary>A stage of the demo data with the tiny architecture, small enough to train in seconds.</summary>
+    public Stage DemoStage(string name, string dataset, StageInit init, int epochs) => new()
+    {
+        Name = name,
+        TrainData = Path.Combine(Demo, dataset),
+        ValData = Path.Combine(Demo, dataset),
+        Arch = Path.Combine(Demo, "tiny-arch.json"),
+        Vocab = Path.Combine(Demo, "vocab.txt"),
+        Init = init,
+        Hyperparameters = { ["batch_size"] = "16", ["max_epochs"] = $"{epochs}", ["lr"] = "0.002", ["warmup"] = "2", ["log_interval"] = "2" },
+    };
 
     public async Task InitializeAsync()
     {
@@ -26,12 +41,18 @@ public sealed class ClusterFixture : IAsyncLifetime
         var builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.ChineseClip_AppHost>(
             ["Cluster:Demo=false", $"Cluster:RunsDirectory={Path.Combine(Root, "runs")}", "Cluster:Workers=2", "Cluster:ThreadsPerWorker=1",
              "Cluster:Redis=executable"]);
+        // Added after Aspire's own OTLP settings, so these win.
+        foreach (var project in builder.Resources.OfType<ProjectResource>())
+            project.Annotations.Add(new EnvironmentCallbackAnnotation((EnvironmentCallbackContext e) =>
+            {
+                foreach (var (key, value) in Telemetry.Environment) e.EnvironmentVariables[key] = value;
+            }));
         App = await builder.BuildAsync().WaitAsync(Patience);
         CaptureLogs();
         await App.StartAsync().WaitAsync(Patience);
         await App.ResourceNotifications.WaitForResourceHealthyAsync("coordinator").WaitAsync(Patience);
-        _channel = GrpcChannel.ForAddress(App.GetEndpoint("coordinator", "grpc"));
-        Client = new Coordinator.CoordinatorClient(_channel);
+        Channel = GrpcChannel.ForAddress(App.GetEndpoint("coordinator", "grpc"));
+        Client = new Coordinator.CoordinatorClient(Channel);
         await WaitForWorkers(2);
     }
 
@@ -94,6 +115,19 @@ public sealed class ClusterFixture : IAsyncLifetime
         }
     }
 
+    /// <summary>Runs a two-stage schedule of the demo data (stage1-muge for 2 epochs from scratch, then stage2-flickr for
+    /// one from the first stage's best checkpoint) to its end, which must be success.</summary>
+    public async Task<(ScheduleStatus Submitted, ScheduleStatus Done)> RunTwoStages(string name, string first, string second)
+    {
+        var schedule = new Schedule { Name = name };
+        schedule.Stages.Add(DemoStage(first, "stage1-muge", StageInit.InitScratch, 2));
+        schedule.Stages.Add(DemoStage(second, "stage2-flickr", StageInit.InitBestOfPrevious, 1));
+        var submitted = await Client.SubmitScheduleAsync(new SubmitScheduleRequest { Schedule = schedule });
+        var done = await WaitUntilOver(submitted.Id);
+        Assert.True(done.State == RunState.Succeeded, $"{done.State}: {done.Error}\n{WorkerErrors()}");
+        return (submitted, done);
+    }
+
     public async Task<ScheduleStatus> WaitUntilOver(string id)
     {
         // Polls rather than watches: a watch stream breaks when the coordinator restarts.
@@ -113,12 +147,13 @@ public sealed class ClusterFixture : IAsyncLifetime
 
     public async Task DisposeAsync()
     {
-        _channel?.Dispose();
+        Channel?.Dispose();
         if (App is not null)
         {
             await App.StopAsync().WaitAsync(TimeSpan.FromMinutes(1));
             await App.DisposeAsync();
         }
+        Telemetry.Dispose();
         try { Directory.Delete(Root, recursive: true); } catch (IOException) { }
     }
 }

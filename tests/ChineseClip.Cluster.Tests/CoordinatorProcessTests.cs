@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using ChineseClip.Contracts.Coordinator;
 using Grpc.Core;
 using Grpc.Net.Client;
@@ -8,20 +6,13 @@ using Grpc.Net.Client;
 namespace ChineseClip.Cluster.Tests;
 
 /// <summary>The coordinator as a plain process (redis-server, the coordinator and workers from their build folders,
-/// not the AppHost, because a test must kill and start the coordinator itself): a restart mid-schedule, the cluster
-/// token. In the "cluster" collection so that it does not compete with the AppHost tests for CPU.</summary>
+/// not the AppHost, because a test must kill and start the coordinator itself): a restart mid-schedule (and the
+/// schedule's trace across it), the cluster token. In the "cluster" collection so that it does not compete with the AppHost tests for CPU.</summary>
 [Collection("cluster")]
 public sealed class CoordinatorProcessTests(ClusterFixture cluster) : IDisposable
 {
     readonly List<Process> _processes = [];
     readonly string _root = Directory.CreateTempSubdirectory("cnclip-restart").FullName;
-
-    static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 
     Process Start(string file, string name, params (string Key, string Value)[] environment)
     {
@@ -42,7 +33,8 @@ public sealed class CoordinatorProcessTests(ClusterFixture cluster) : IDisposabl
     [Fact]
     public async Task A_coordinator_killed_mid_schedule_and_started_again_continues_it_without_a_recovery()
     {
-        int redisPort = FreePort(), grpcPort = FreePort(), httpPort = FreePort();
+        using var telemetry = new OtlpReceiver();
+        int redisPort = ServiceProcesses.FreePort(), grpcPort = ServiceProcesses.FreePort(), httpPort = ServiceProcesses.FreePort();
         StartRedis(redisPort);
 
         (string, string)[] coordinatorEnvironment =
@@ -51,11 +43,12 @@ public sealed class CoordinatorProcessTests(ClusterFixture cluster) : IDisposabl
             ("Kestrel__Endpoints__grpc__Url", $"http://127.0.0.1:{grpcPort}"),
             ("Kestrel__Endpoints__http__Url", $"http://127.0.0.1:{httpPort}"),
             ("Coordinator__RunsDirectory", Path.Combine(_root, "runs")),
+            ("OTEL_SERVICE_NAME", "coordinator"), .. telemetry.Environment,
         ];
         var coordinator = Start(ServiceProcesses.Executable("ChineseClip.Coordinator"), "coordinator-1", coordinatorEnvironment);
         for (int i = 0; i < 2; i++)
-            Start(ServiceProcesses.Executable("ChineseClip.Worker"), $"worker-{i}", ("Worker__Coordinator", $"http://127.0.0.1:{grpcPort}"),
-                ("Worker__Name", $"worker-{i}"), ("Worker__Threads", "1"));
+            Start(ServiceProcesses.Executable("ChineseClip.Worker"), $"worker-{i}", [("Worker__Coordinator", $"http://127.0.0.1:{grpcPort}"),
+                ("Worker__Name", $"worker-{i}"), ("Worker__Threads", "1"), ("OTEL_SERVICE_NAME", $"worker-{i}"), .. telemetry.Environment]);
 
         using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{grpcPort}");
         var client = new Coordinator.CoordinatorClient(channel);
@@ -70,14 +63,13 @@ public sealed class CoordinatorProcessTests(ClusterFixture cluster) : IDisposabl
         }
         while ((await Retry(async () => await client.ListWorkersAsync(new ListWorkersRequest()))).Workers.Count < 2) await Task.Delay(300);
 
+        // The restart comes during the first stage; the second starts on the restarted coordinator.
         var schedule = new Schedule { Name = "restart" };
-        schedule.Stages.Add(new Stage
-        {
-            Name = "muge", TrainData = Path.Combine(cluster.Demo, "stage1-muge"), ValData = Path.Combine(cluster.Demo, "stage1-muge"),
-            Arch = Path.Combine(cluster.Demo, "tiny-arch.json"), Vocab = Path.Combine(cluster.Demo, "vocab.txt"), Init = StageInit.InitScratch,
-            Hyperparameters = { ["batch_size"] = "16", ["max_epochs"] = "10", ["lr"] = "0.002", ["warmup"] = "2", ["log_interval"] = "1" },
-        });
-        string id = (await client.SubmitScheduleAsync(new SubmitScheduleRequest { Schedule = schedule })).Id;
+        schedule.Stages.Add(cluster.DemoStage("muge", "stage1-muge", StageInit.InitScratch, 10));
+        schedule.Stages[0].Hyperparameters["log_interval"] = "1";
+        schedule.Stages.Add(cluster.DemoStage("flickr", "stage2-flickr", StageInit.InitBestOfPrevious, 1));
+        var submitted = await client.SubmitScheduleAsync(new SubmitScheduleRequest { Schedule = schedule });
+        string id = submitted.Id;
         var deadline = DateTime.UtcNow + ClusterFixture.Patience;
         while ((await client.GetScheduleAsync(new GetScheduleRequest { Id = id })).Stages[0].Progress?.Step is not >= 3)
         {
@@ -101,12 +93,25 @@ public sealed class CoordinatorProcessTests(ClusterFixture cluster) : IDisposabl
         Assert.Equal(0, done.Stages[0].Recoveries);
         Assert.Equal(1, done.Stages[0].Attempt);
         Assert.Equal(done.Stages[0].Progress.Steps, done.Stages[0].Progress.Step);
+
+        // The trace goes on across the restart: the killed coordinator's schedule and first stage spans are lost, but
+        // the workers' spans of that stage are in the schedule's trace, and the second stage's span (from the restarted
+        // coordinator, through the traceparent stored with the schedule) is the schedule span's child.
+        var (traceId, scheduleSpanId) = ScheduleTrace.ScheduleSpan(submitted);
+        Assert.Equal(submitted.Traceparent, done.Traceparent);
+        var spans = await telemetry.SpansWhen(ScheduleTrace.Exported(id, stages: 1, trains: 4, epochs: 22), TimeSpan.FromSeconds(30));
+        var second = Assert.Single(spans, s => s.Name == "stage flickr" && s.Attribute("cnclip.schedule") == id);
+        Assert.Equal(("coordinator", traceId, scheduleSpanId), (second.Service, second.TraceId, second.ParentSpanId));
+        ScheduleTrace.AssertStageRunTrace(spans, second, ranks: 2, ["epoch 1"]);
+        var firstRun = spans.Where(s => s.Name == "train stage" && s.Attribute("cnclip.run") == $"{id}/0/1").ToList();
+        Assert.Equal(2, firstRun.Count);
+        Assert.All(firstRun, t => Assert.Equal(traceId, t.TraceId));
     }
 
     [Fact]
     public async Task With_a_cluster_token_a_call_without_it_is_refused_and_one_with_it_answered()
     {
-        int redisPort = FreePort(), grpcPort = FreePort(), httpPort = FreePort();
+        int redisPort = ServiceProcesses.FreePort(), grpcPort = ServiceProcesses.FreePort(), httpPort = ServiceProcesses.FreePort();
         StartRedis(redisPort);
         Start(ServiceProcesses.Executable("ChineseClip.Coordinator"), "coordinator-token",
             ("ConnectionStrings__redis", $"127.0.0.1:{redisPort}"), ("Kestrel__Endpoints__grpc__Url", $"http://127.0.0.1:{grpcPort}"),
@@ -128,6 +133,9 @@ public sealed class CoordinatorProcessTests(ClusterFixture cluster) : IDisposabl
         Assert.Equal(StatusCode.Unauthenticated, wrong.StatusCode);
         var answered = await client.ListSchedulesAsync(new ListSchedulesRequest(), new Metadata { { "cnclip-token", "s3cret" } });
         Assert.NotNull(answered);
+        // gRPC health answers without the token, as /health does.
+        var health = await new Grpc.Health.V1.Health.HealthClient(channel).CheckAsync(new Grpc.Health.V1.HealthCheckRequest());
+        Assert.Equal(Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus.Serving, health.Status);
     }
 
     void StartRedis(int port)

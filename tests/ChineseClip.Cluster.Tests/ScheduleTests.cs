@@ -6,17 +6,6 @@ namespace ChineseClip.Cluster.Tests;
 [Collection("cluster")]
 public class ScheduleTests(ClusterFixture cluster)
 {
-    Stage DemoStage(string name, string dataset, StageInit init, int epochs) => new()
-    {
-        Name = name,
-        TrainData = Path.Combine(cluster.Demo, dataset),
-        ValData = Path.Combine(cluster.Demo, dataset),
-        Arch = Path.Combine(cluster.Demo, "tiny-arch.json"),
-        Vocab = Path.Combine(cluster.Demo, "vocab.txt"),
-        Init = init,
-        Hyperparameters = { ["batch_size"] = "16", ["max_epochs"] = $"{epochs}", ["lr"] = "0.002", ["warmup"] = "2", ["log_interval"] = "2" },
-    };
-
     [Fact]
     public async Task The_cluster_comes_up_with_both_cpu_workers_joined()
     {
@@ -28,8 +17,8 @@ public class ScheduleTests(ClusterFixture cluster)
     [Fact]
     public async Task An_invalid_schedule_is_refused_with_the_field_named()
     {
-        var schedule = new Schedule { Name = "bad", Stages = { DemoStage("one", "stage1-muge", StageInit.InitScratch, 1) } };
-        schedule.Stages.Add(DemoStage("two", "stage2-flickr", StageInit.InitBestOfPrevious, 1));
+        var schedule = new Schedule { Name = "bad", Stages = { cluster.DemoStage("one", "stage1-muge", StageInit.InitScratch, 1) } };
+        schedule.Stages.Add(cluster.DemoStage("two", "stage2-flickr", StageInit.InitBestOfPrevious, 1));
         schedule.Stages[1].Hyperparameters["lr"] = "fast";
         var e = await Assert.ThrowsAsync<RpcException>(() => cluster.Client.SubmitScheduleAsync(new SubmitScheduleRequest { Schedule = schedule }).ResponseAsync);
         Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
@@ -44,13 +33,7 @@ public class ScheduleTests(ClusterFixture cluster)
     [Fact]
     public async Task A_two_stage_schedule_completes_on_both_workers_and_stage_two_starts_from_stage_ones_best_checkpoint()
     {
-        var schedule = new Schedule { Name = "two stages" };
-        schedule.Stages.Add(DemoStage("muge", "stage1-muge", StageInit.InitScratch, 2));
-        schedule.Stages.Add(DemoStage("flickr", "stage2-flickr", StageInit.InitBestOfPrevious, 1));
-        var submitted = await cluster.Client.SubmitScheduleAsync(new SubmitScheduleRequest { Schedule = schedule });
-
-        var done = await cluster.WaitUntilOver(submitted.Id);
-        Assert.True(done.State == RunState.Succeeded, $"{done.State}: {done.Error}\n{ClusterFixture.WorkerErrors()}");
+        var (_, done) = await cluster.RunTwoStages("two stages", "muge", "flickr");
         var (first, second) = (done.Stages[0], done.Stages[1]);
         Assert.Equal(["worker-0", "worker-1"], first.Members);
         Assert.Equal("", first.InitCheckpoint);
@@ -73,8 +56,8 @@ public class ScheduleTests(ClusterFixture cluster)
     [Fact]
     public async Task A_cancelled_schedule_stops_its_running_stage_and_frees_the_workers()
     {
-        var schedule = new Schedule { Name = "cancel me", Stages = { DemoStage("long", "stage1-muge", StageInit.InitScratch, 50) } };
-        schedule.Stages.Add(DemoStage("never", "stage2-flickr", StageInit.InitBestOfPrevious, 1));
+        var schedule = new Schedule { Name = "cancel me", Stages = { cluster.DemoStage("long", "stage1-muge", StageInit.InitScratch, 50) } };
+        schedule.Stages.Add(cluster.DemoStage("never", "stage2-flickr", StageInit.InitBestOfPrevious, 1));
         var submitted = await cluster.Client.SubmitScheduleAsync(new SubmitScheduleRequest { Schedule = schedule });
         var deadline = DateTime.UtcNow + ClusterFixture.Patience;
         while ((await cluster.Client.GetScheduleAsync(new GetScheduleRequest { Id = submitted.Id })).Stages[0].Progress is not { Step: > 0 })

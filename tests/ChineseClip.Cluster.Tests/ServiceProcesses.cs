@@ -1,3 +1,6 @@
+using System.Net;
+using System.Net.Sockets;
+
 namespace ChineseClip.Cluster.Tests;
 
 /// <summary>The cluster's services as plain processes, started from their build folders.</summary>
@@ -13,4 +16,11 @@ public static class ServiceProcesses
         return File.Exists(path) ? path : throw new FileNotFoundException($"{path}: build the solution first", path);
     }
 
+    /// <summary>A loopback port that was free a moment ago.</summary>
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
 }

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Text.Json;
 using ChineseClip.Data.Formats;
 using ChineseClip.Model;
@@ -271,6 +272,35 @@ public class TrainerTests
         foreach (var (key, value) in before.Where(kv => kv.Key.StartsWith("visual.")))
             Assert.True(value.equal(after[key]).all().item<bool>(), $"{key} changed although the image tower is frozen");
         Assert.False(before["text_projection"].equal(after["text_projection"]).all().item<bool>());
+        Directory.Delete(root, true);
+    }
+
+    [Fact]
+    public void Each_epoch_is_a_span_under_the_span_current_when_training_starts()
+    {
+        string root = Directory.CreateTempSubdirectory("cnclip-epochspans").FullName;
+        WriteSplit(root, "train", perColour: 4, idBase: 1000);
+        WriteSplit(root, "valid", perColour: 1, idBase: 2000);
+        var ended = new List<Activity>();
+        using var listener = new ActivityListener
+        {
+            ShouldListenTo = source => source.Name == TrainingTelemetry.Name,
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStopped = a => { lock (ended) ended.Add(a); },
+        };
+        ActivitySource.AddActivityListener(listener);
+        using (var caller = new Activity("train stage").Start())
+        {
+            new Trainer(TrainOptions.Load(WriteConfig(root, "spans", new { })), TextWriter.Null).Run();
+            // 24 pairs, batch 8: 3 steps per epoch, 2 epochs, validation after each.
+            var epochs = ended.Where(a => a.TraceId == caller.TraceId).ToList();
+            Assert.Equal(["epoch 1", "epoch 2"], epochs.Select(a => a.DisplayName));
+            Assert.All(epochs, a => Assert.Equal(caller.SpanId, a.ParentSpanId));
+            Assert.Equal([("1", "1", "3"), ("2", "4", "6")],
+                epochs.Select(a => ($"{a.GetTagItem("cnclip.epoch")}", $"{a.GetTagItem("cnclip.first_step")}", $"{a.GetTagItem("cnclip.last_step")}")));
+            Assert.All(epochs, a => Assert.IsType<double>(a.GetTagItem("cnclip.valid.mean_recall")));
+            Assert.Same(caller, Activity.Current); // the epoch spans ended and left the caller's span current
+        }
         Directory.Delete(root, true);
     }
 

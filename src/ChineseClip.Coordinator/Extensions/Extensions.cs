@@ -2,6 +2,7 @@
 // cluster-token check, and gRPC with health.
 using ChineseClip.Coordinator.Scheduling;
 using ChineseClip.Coordinator.Services;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 
 namespace ChineseClip.Coordinator.Extensions;
 
@@ -31,7 +32,16 @@ public static class Extensions
         builder.Services.AddHostedService(s => s.GetRequiredService<StageRunner>());
         builder.Services.AddSingleton<TokenInterceptor>();
         builder.Services.AddGrpc(grpc => grpc.Interceptors.Add<TokenInterceptor>());
-        builder.Services.AddGrpcHealthChecks().AddCheck("coordinator", () => Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult.Healthy());
+        // One set of checks for /health (HTTP, what the AppHost polls) and grpc.health.v1 (service ""): this one, the
+        // Redis connection's (AddRedisClient) and the service defaults' "self".
+        builder.Services.AddGrpcHealthChecks().AddCheck<ScheduleStoreHealthCheck>("schedules");
         return builder;
     }
+}
+
+/// <summary>Healthy once the schedules are loaded from Redis, that is once the coordinator can answer and schedule.</summary>
+sealed class ScheduleStoreHealthCheck(ScheduleStore store) : IHealthCheck
+{
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
+        Task.FromResult(store.Loaded ? HealthCheckResult.Healthy() : HealthCheckResult.Unhealthy("the schedules are not loaded from Redis yet"));
 }

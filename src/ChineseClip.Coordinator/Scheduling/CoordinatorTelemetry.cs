@@ -8,6 +8,21 @@ public static class CoordinatorTelemetry
 {
     public const string Name = "ChineseClip.Coordinator";
     public static readonly ActivitySource Source = new(Name);
+
+    /// <summary>Starts a span that lives longer than the code that starts it (a schedule, a stage run), so it is not
+    /// left as <see cref="Activity.Current"/> for that code's later work. Without <paramref name="parent"/> its parent
+    /// is the current span (a schedule's: the SubmitSchedule call).</summary>
+    public static Activity? StartLongSpan(string name, ActivityContext parent = default)
+    {
+        var current = Activity.Current;
+        var span = Source.StartActivity(name, ActivityKind.Internal, parent);
+        Activity.Current = current;
+        return span;
+    }
+
+    /// <summary>The parent that a stored W3C traceparent names; default (no parent) when it is empty or malformed.</summary>
+    public static ActivityContext ParentFrom(string traceparent) =>
+        ActivityContext.TryParse(traceparent, null, isRemote: true, out var context) ? context : default;
     static readonly Meter Meter = new(Name);
 
     public static readonly Histogram<double> Loss = Meter.CreateHistogram<double>("cnclip.train.loss", description: "Training loss of the global batch");

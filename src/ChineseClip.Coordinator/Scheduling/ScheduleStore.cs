@@ -49,13 +49,15 @@ public sealed class ScheduleStore
         get { lock (_lock) return _loaded; }
     }
 
-    public async Task<ScheduleStatus> AddAsync(Schedule schedule)
+    public static string NewId() => $"{DateTime.UtcNow:yyyyMMdd-HHmmss}-{Guid.NewGuid().ToString("N")[..6]}";
+
+    /// <summary>Adds a schedule under <paramref name="id"/> (from <see cref="NewId"/>) with the traceparent of its span.</summary>
+    public async Task<ScheduleStatus> AddAsync(string id, Schedule schedule, string traceparent)
     {
         var now = Timestamp.FromDateTime(DateTime.UtcNow);
         var status = new ScheduleStatus
         {
-            Id = $"{DateTime.UtcNow:yyyyMMdd-HHmmss}-{Guid.NewGuid().ToString("N")[..6]}",
-            Schedule = schedule, State = RunState.Pending, Submitted = now, Updated = now,
+            Id = id, Schedule = schedule, State = RunState.Pending, Submitted = now, Updated = now, Traceparent = traceparent,
         };
         status.Stages.AddRange(schedule.Stages.Select(s => new StageStatus { Name = s.Name, State = RunState.Pending }));
         await _redis.GetDatabase().SortedSetAddAsync(IndexKey, status.Id, now.Seconds);

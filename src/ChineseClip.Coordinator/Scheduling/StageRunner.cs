@@ -1,6 +1,8 @@
 // Runs schedules: starts each schedule's next stage on free workers (ranks in worker-name order), decides what it
 // starts from (lineage), follows its progress, and moves on when rank 0 reports the stage done. Stage state lives in
 // the ScheduleStore, so a restarted coordinator picks up where it was: workers rejoin saying which run they are in.
+// Traces: a span per schedule (from submission to its end), a span per stage run as its child (parented through the
+// schedule's stored traceparent, so also after a restart), and each run's traceparent goes to its workers.
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Text.Json.Nodes;
@@ -15,7 +17,10 @@ public sealed class StageRunner(ScheduleStore store, WorkerRegistry workers, Ren
     IHostApplicationLifetime lifetime, ILogger<StageRunner> log) : BackgroundService
 {
     readonly SemaphoreSlim _wake = new(0);
+    // Open spans: stage runs by run id, schedules by schedule id. A span not ended here (the coordinator was killed) is
+    // not exported; stages started later still name it as their parent, from the schedule's stored traceparent.
     readonly ConcurrentDictionary<string, Activity> _spans = new();
+    readonly ConcurrentDictionary<string, Activity> _scheduleSpans = new();
     // Ranks that reported success, by run; and since when a running stage's member has been out of sight.
     readonly ConcurrentDictionary<string, ConcurrentDictionary<int, bool>> _finished = new();
     readonly ConcurrentDictionary<string, DateTime> _missingSince = new();
@@ -29,6 +34,31 @@ public sealed class StageRunner(ScheduleStore store, WorkerRegistry workers, Ren
     public static readonly TimeSpan MemberGrace = TimeSpan.FromSeconds(30);
 
     public void Wake() => _wake.Release();
+
+    /// <summary>Stores a new schedule with a span of its own (a child of the submitting call's span) and wakes the
+    /// scheduling loop.</summary>
+    public async Task<ScheduleStatus> SubmitAsync(Schedule schedule)
+    {
+        string id = ScheduleStore.NewId();
+        var span = CoordinatorTelemetry.StartLongSpan($"schedule {id}");
+        span?.SetTag("cnclip.schedule", id);
+        span?.SetTag("cnclip.schedule.name", schedule.Name);
+        span?.SetTag("cnclip.stages", schedule.Stages.Count);
+        ScheduleStatus status;
+        try
+        {
+            status = await store.AddAsync(id, schedule, span?.Id ?? "");
+        }
+        catch (Exception e)
+        {
+            span?.SetStatus(ActivityStatusCode.Error, e.Message);
+            span?.Dispose();
+            throw;
+        }
+        if (span is not null) _scheduleSpans[id] = span;
+        Wake();
+        return status;
+    }
 
     static bool IsActive(RunState s) => s is RunState.Pending or RunState.Running;
 
@@ -200,9 +230,10 @@ public sealed class StageRunner(ScheduleStore store, WorkerRegistry workers, Ren
             foreach (var m in members) m.RunId = null;
             return;
         }
-        var span = CoordinatorTelemetry.Source.StartActivity($"stage {definition.Name}", ActivityKind.Internal, parentContext: default);
+        var span = CoordinatorTelemetry.StartLongSpan($"stage {definition.Name}", CoordinatorTelemetry.ParentFrom(schedule.Traceparent));
         span?.SetTag("cnclip.schedule", schedule.Id);
         span?.SetTag("cnclip.stage", definition.Name);
+        span?.SetTag("cnclip.run", runId);
         span?.SetTag("cnclip.world_size", members.Count);
         span?.SetTag("cnclip.init_from", from);
         if (span is not null) _spans[runId] = span;
@@ -217,7 +248,7 @@ public sealed class StageRunner(ScheduleStore store, WorkerRegistry workers, Ren
                 RunStage = new StageAssignment
                 {
                     RunId = runId, Rank = rank, WorldSize = members.Count, TrainOptionsJson = optionsJson,
-                    ScheduleId = schedule.Id, StageIndex = index,
+                    ScheduleId = schedule.Id, StageIndex = index, Traceparent = span?.Id ?? "",
                 },
             });
         }
@@ -289,7 +320,7 @@ public sealed class StageRunner(ScheduleStore store, WorkerRegistry workers, Ren
         }
         else if (report.Rank == 0)
         {
-            await store.UpdateAsync(id, s =>
+            var updated = await store.UpdateAsync(id, s =>
             {
                 var st = s.Stages[index];
                 st.State = RunState.Succeeded;
@@ -300,6 +331,7 @@ public sealed class StageRunner(ScheduleStore store, WorkerRegistry workers, Ren
             });
             CoordinatorTelemetry.StagesDone.Add(1);
             EndSpan(report.RunId, ActivityStatusCode.Ok, null);
+            if (updated?.State == RunState.Succeeded) EndScheduleSpan(id, ActivityStatusCode.Ok, null);
             log.LogInformation("Schedule {Schedule}: stage {Index} '{Stage}' done; best checkpoint {Best}", id, index, stage.Name, report.BestCheckpoint);
         }
         Wake();
@@ -318,6 +350,7 @@ public sealed class StageRunner(ScheduleStore store, WorkerRegistry workers, Ren
         });
         foreach (var w in workers.In(runId)) w.Commands.Writer.TryWrite(new WorkerCommand { CancelStage = new CancelStage { RunId = runId } });
         EndSpan(runId, ActivityStatusCode.Error, error);
+        EndScheduleSpan(id, ActivityStatusCode.Error, error);
         log.LogError("Schedule {Schedule} failed: {Error}", id, error);
     }
 
@@ -388,10 +421,12 @@ public sealed class StageRunner(ScheduleStore store, WorkerRegistry workers, Ren
     public async Task<ScheduleStatus?> CancelAsync(string id)
     {
         string? runId = null;
+        bool cancelled = false;
         var updated = await store.UpdateAsync(id, s =>
         {
             if (!IsActive(s.State)) return true; // already over: answer with the final state
             s.State = RunState.Cancelled;
+            cancelled = true;
             for (int i = 0; i < s.Stages.Count; i++)
             {
                 var st = s.Stages[i];
@@ -406,13 +441,33 @@ public sealed class StageRunner(ScheduleStore store, WorkerRegistry workers, Ren
             foreach (var w in workers.In(runId)) w.Commands.Writer.TryWrite(new WorkerCommand { CancelStage = new CancelStage { RunId = runId } });
             EndSpan(runId, ActivityStatusCode.Error, "cancelled");
         }
+        if (cancelled) EndScheduleSpan(id, ActivityStatusCode.Error, "cancelled");
         return updated;
     }
 
-    void EndSpan(string runId, ActivityStatusCode status, string? description)
+    void EndSpan(string runId, ActivityStatusCode status, string? description) => End(_spans, runId, status, description);
+
+    void EndScheduleSpan(string id, ActivityStatusCode status, string? description) => End(_scheduleSpans, id, status, description);
+
+    static void End(ConcurrentDictionary<string, Activity> spans, string key, ActivityStatusCode status, string? description)
     {
-        if (!_spans.TryRemove(runId, out var span)) return;
+        if (!spans.TryRemove(key, out var span)) return;
         span.SetStatus(status, description);
         span.Dispose();
+    }
+
+    /// <summary>A coordinator that stops ends its open spans, so that they are exported: the schedules and runs go on
+    /// (the workers keep training, the next coordinator continues the schedules and parents their next stages to the
+    /// same schedule spans), which the tag says.</summary>
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await base.StopAsync(cancellationToken);
+        foreach (var spans in new[] { _spans, _scheduleSpans })
+            foreach (var key in spans.Keys)
+                if (spans.TryRemove(key, out var span))
+                {
+                    span.SetTag("cnclip.coordinator_stopped", true);
+                    span.Dispose();
+                }
     }
 }

@@ -25,9 +25,8 @@ public sealed class CoordinatorService(ScheduleStore store, WorkerRegistry worke
     {
         if (ScheduleValidator.FirstProblem(request.Schedule) is string problem)
             throw new RpcException(new Status(StatusCode.InvalidArgument, problem));
-        var status = await store.AddAsync(request.Schedule);
+        var status = await runner.SubmitAsync(request.Schedule);
         log.LogInformation("Schedule {Id} '{Name}' submitted with {Stages} stage(s)", status.Id, status.Schedule.Name, status.Stages.Count);
-        runner.Wake();
         return status;
     }
 

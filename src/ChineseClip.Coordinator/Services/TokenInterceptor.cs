@@ -1,4 +1,5 @@
-// The cluster token: when Coordinator:Token is set, a call without the same "cnclip-token" header is refused.
+// The cluster token: when Coordinator:Token is set, a call without the same "cnclip-token" header is refused, except
+// the gRPC health service's (it tells no more than the HTTP /health endpoint, which needs no token either).
 using System.Security.Cryptography;
 using System.Text;
 using ChineseClip.Coordinator.Extensions;
@@ -12,10 +13,12 @@ public sealed class TokenInterceptor(IOptions<CoordinatorOptions> options) : Int
 {
     public const string Header = "cnclip-token";
 
+    const string HealthService = "/grpc.health.v1.Health/";
+
     void Check(ServerCallContext context)
     {
         string expected = options.Value.Token;
-        if (expected.Length == 0) return;
+        if (expected.Length == 0 || context.Method.StartsWith(HealthService, StringComparison.Ordinal)) return;
         string given = context.RequestHeaders.GetValue(Header) ?? "";
         if (!CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(given), Encoding.UTF8.GetBytes(expected)))
             throw new RpcException(new Status(StatusCode.Unauthenticated, $"this cluster needs its token in the '{Header}' header"));
