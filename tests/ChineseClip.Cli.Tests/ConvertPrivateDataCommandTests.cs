@@ -99,6 +99,59 @@ public class ConvertPrivateDataCommandTests
         Directory.Delete(input, true);
     }
 
+    static Dictionary<string, string> RejectsByItem(string output) =>
+        File.ReadAllLines(Path.Combine(output, "rejects.jsonl")).Select(l => JsonDocument.Parse(l).RootElement)
+            .ToDictionary(e => e.GetProperty("item").GetString()!, e => e.GetProperty("reason").GetString()!);
+
+    [Fact]
+    public void A_jsonl_manifest_takes_relative_and_absolute_paths_one_caption_or_a_list_and_names_bad_lines()
+    {
+        string dir = Directory.CreateTempSubdirectory("cnclip-jsonl").FullName;
+        string elsewhere = Directory.CreateTempSubdirectory("cnclip-jsonl-abs").FullName;
+        Directory.CreateDirectory(Path.Combine(dir, "图片"));
+        File.WriteAllBytes(Path.Combine(dir, "图片", "a.png"), Png(1));
+        File.WriteAllBytes(Path.Combine(dir, "b.jpg"), Jpeg(2));
+        string absolute = Path.Combine(elsewhere, "c.png");
+        File.WriteAllBytes(absolute, Png(3));
+        string manifest = Path.Combine(dir, "m.jsonl");
+        string[] lines =
+        [
+            "{\"image\": \"图片/a.png\", \"caption\": \"一个红色方块\"}",
+            "{\"image\": \"b.jpg\", \"captions\": [\"蓝色\", \"  \", \"蓝色的圆\"]}",
+            "",
+            "{\"image\": " + JsonSerializer.Serialize(absolute) + ", \"caption\": \"绝对路径\", \"source\": \"extra field\"}",
+            "{\"image\": \"b.jpg\", \"caption\": \"第二行的描述\"}",
+            "{\"image\": \"b.jpg\", \"caption\": ",
+            "{\"caption\": \"没有图片\"}",
+            "{\"image\": \"图片/a.png\"}",
+        ];
+        // A BOM and CRLF line ends, as an editor on Windows writes them.
+        File.WriteAllBytes(manifest, [0xEF, 0xBB, 0xBF, .. Encoding.UTF8.GetBytes(string.Join("\r\n", lines) + "\r\n")]);
+        string output = Path.Combine(dir, "out");
+        var r = CliRunner.Run("convert-private-data", "--input", manifest, "--output", output, "--splits", "1,0,0");
+        Assert.True(r.ExitCode == 0, r.Error);
+
+        var images = ImageTsv.Read(Path.Combine(output, "train_imgs.tsv"), e => Assert.Fail(e.ToString())).ToList();
+        var texts = TextJsonl.Read(Path.Combine(output, "train_texts.jsonl"), e => Assert.Fail(e.ToString())).ToList();
+        Assert.Equal(3, images.Count);
+        Assert.Equal(["一个红色方块", "第二行的描述", "绝对路径", "蓝色", "蓝色的圆"], texts.Select(t => t.Text).Order(StringComparer.Ordinal));
+        Assert.DoesNotContain(texts, t => t.Text.Contains('\r') || t.Text.StartsWith('\uFEFF'));
+        // The two lines of b.jpg describe one image.
+        Assert.Single(texts.Where(t => t.Text.StartsWith("蓝色") || t.Text == "第二行的描述").Select(t => t.ImageIds.Single()).Distinct());
+
+        var rejects = RejectsByItem(output);
+        Assert.Equal(3, rejects.Count);
+        Assert.StartsWith("invalid JSON", rejects[$"{manifest}:6"]);
+        Assert.Equal("field 'image' missing or not a string", rejects[$"{manifest}:7"]);
+        Assert.Equal("field 'caption' or 'captions' missing", rejects[$"{manifest}:8"]);
+        var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(output, "summary.json"))).RootElement;
+        Assert.Equal(3, summary.GetProperty("images_kept").GetInt32());
+        Assert.Equal(5, summary.GetProperty("captions").GetInt32());
+        Assert.Equal(3, summary.GetProperty("rejected").GetInt32());
+        Directory.Delete(dir, true);
+        Directory.Delete(elsewhere, true);
+    }
+
     [Fact]
     public void A_manifest_and_bad_split_fractions_are_handled()
     {
