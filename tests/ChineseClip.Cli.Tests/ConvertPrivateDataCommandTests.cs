@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 using ChineseClip.Data.Formats;
@@ -97,6 +98,66 @@ public class ConvertPrivateDataCommandTests
         Assert.Equal(40, splitOf.Count);
         Assert.True(splitOf.Values.Distinct().Count() == 3, "40 images at 0.5/0.25/0.25 should reach all three splits");
         Directory.Delete(input, true);
+    }
+
+    // Creates a file whose name is raw bytes (not valid UTF-8), as an archive made on Windows with GBK names leaves.
+    [DllImport("libc", EntryPoint = "creat", SetLastError = true)]
+    static extern int Creat(byte[] path, int mode);
+
+    [DllImport("libc", EntryPoint = "close")]
+    static extern int Close(int fd);
+
+    [DllImport("libc", EntryPoint = "unlink")]
+    static extern int Unlink(byte[] path);
+
+    static void CreateWithRawName(string folder, byte[] name)
+    {
+        int fd = Creat([.. Encoding.UTF8.GetBytes(folder + "/"), .. name, 0], Convert.ToInt32("644", 8));
+        Assert.True(fd >= 0, $"creat failed: {Marshal.GetLastPInvokeError()}");
+        Close(fd);
+    }
+
+    [Fact]
+    public void The_folder_walk_survives_link_loops_and_unreadable_captions_and_reports_every_file()
+    {
+        string root = Directory.CreateTempSubdirectory("cnclip-walk").FullName;
+        string input = Path.Combine(root, "in"), other = Path.Combine(root, "other");
+        Directory.CreateDirectory(input);
+        Directory.CreateDirectory(other);
+        File.WriteAllBytes(Path.Combine(input, "cat.png"), Png(1));
+        File.WriteAllText(Path.Combine(input, "cat.TXT"), "大写扩展名的描述");
+        File.WriteAllText(Path.Combine(input, "orphan.txt"), "没有图片");
+        File.WriteAllBytes(Path.Combine(input, "self.png"), Png(2));
+        File.CreateSymbolicLink(Path.Combine(input, "self.txt"), "self.txt"); // a caption file that links to itself
+        Directory.CreateSymbolicLink(Path.Combine(input, "again"), "."); // a folder loop
+        File.WriteAllBytes(Path.Combine(other, "bird.png"), Png(3));
+        File.WriteAllText(Path.Combine(other, "bird.txt"), "链接文件夹里的鸟");
+        Directory.CreateSymbolicLink(Path.Combine(input, "linked"), other); // a linked folder is read
+        byte[] rawName = [.. "bad"u8, 0xB9, 0xB7, .. ".png"u8];
+        CreateWithRawName(input, rawName);
+        string output = Path.Combine(input, "out"); // inside the input: a rerun must not read it
+
+        var first = CliRunner.Run("convert-private-data", "--input", input, "--output", output, "--splits", "1,0,0");
+        Assert.True(first.ExitCode == 0, first.Error);
+        string rejectsText = File.ReadAllText(Path.Combine(output, "rejects.jsonl"));
+        var texts = TextJsonl.Read(Path.Combine(output, "train_texts.jsonl"), e => Assert.Fail(e.ToString())).ToList();
+        Assert.Equal(["大写扩展名的描述", "链接文件夹里的鸟"], texts.Select(t => t.Text).Order(StringComparer.Ordinal));
+
+        var rejects = RejectsByItem(output);
+        Assert.Equal(4, rejects.Count);
+        Assert.Equal("caption file with no image of the same name (.jpg, .jpeg, .png, .webp, .bmp, .gif)", rejects[Path.Combine(input, "orphan.txt")]);
+        Assert.StartsWith("caption file self.txt unreadable: ", rejects[Path.Combine(input, "self.png")]);
+        Assert.Equal($"folder already read as {input}: a symbolic link loop or a second link to one folder, skipped",
+            rejects[Path.Combine(input, "again")]);
+        Assert.Equal("file name is not valid UTF-8 (a GBK name from a Windows archive?): rename it, e.g. convmv -f GBK -t UTF-8 --notest",
+            Assert.Single(rejects, kv => kv.Key.Contains('\uFFFD')).Value);
+        var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(output, "summary.json"))).RootElement;
+        Assert.Equal(0, summary.GetProperty("duplicate_images_merged").GetInt32());
+
+        Assert.Equal(0, CliRunner.Run("convert-private-data", "--input", input, "--output", output, "--splits", "1,0,0").ExitCode);
+        Assert.Equal(rejectsText, File.ReadAllText(Path.Combine(output, "rejects.jsonl")));
+        Unlink([.. Encoding.UTF8.GetBytes(input + "/"), .. rawName, 0]); // .NET cannot name it to delete it
+        Directory.Delete(root, true);
     }
 
     static Dictionary<string, string> RejectsByItem(string output) =>

@@ -37,7 +37,7 @@ public static class PrivateDataConverter
         if (fractions.Length != 3 || fractions.Any(f => f < 0) || Math.Abs(fractions.Sum() - 1) > 1e-6)
             throw new ArgumentException($"--splits {string.Join(",", fractions)}: three non-negative fractions summing to 1 are required");
         var rejects = new List<Reject>();
-        List<Item> items = Directory.Exists(input) ? FromFolder(input, rejects)
+        List<Item> items = Directory.Exists(input) ? FromFolder(input, outputDir, rejects)
             : File.Exists(input) ? FromManifest(input, rejects)
             : throw new FileNotFoundException($"{input}: no such folder or manifest", input);
 
@@ -126,33 +126,108 @@ public static class PrivateDataConverter
         return u < fractions[0] ? 0 : u < fractions[0] + fractions[1] ? 1 : 2;
     }
 
-    static List<Item> FromFolder(string root, List<Reject> rejects)
+    // The folder walk, in ordinal order of names. A caption file pairs with the image of the same stem in its folder
+    // (x.png with x.txt, or x.TXT); one no image uses is reported. Linked folders are read, each real folder once, so a
+    // link back up the tree ends. The output folder, when it lies inside the input, is not read (a rerun sees what the
+    // first run saw).
+    static List<Item> FromFolder(string root, string outputDir, List<Reject> rejects)
     {
         var items = new List<Item>();
-        foreach (string path in Directory.EnumerateFiles(root, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
-        {
-            string extension = Path.GetExtension(path).ToLowerInvariant();
-            if (extension == ".txt") continue;
-            if (!ImageExtensions.Contains(extension)) { rejects.Add(new(path, $"not an image extension ({extension})")); continue; }
-            var item = new Item { Path = path };
-            string captionFile = Path.ChangeExtension(path, ".txt");
-            if (!File.Exists(captionFile)) { rejects.Add(new(path, $"no caption file {Path.GetFileName(captionFile)}")); continue; }
-            string? text = ReadUtf8(captionFile, rejects);
-            if (text is null) continue;
-            item.Captions.AddRange(text.Split('\n').Select(l => l.TrimEnd('\r')));
-            items.Add(item);
-        }
+        var visited = new HashSet<string>(StringComparer.Ordinal);
+        string output = RealPath(outputDir);
+        Walk(root);
         return items;
+
+        void Walk(string folder)
+        {
+            string real;
+            try { real = RealPath(folder); }
+            catch (IOException e) { rejects.Add(new(folder, $"folder unreadable: {e.Message}")); return; }
+            if (real == output) return;
+            if (!visited.Add(real))
+            {
+                rejects.Add(new(folder, $"folder already read as {real}: a symbolic link loop or a second link to one folder, skipped"));
+                return;
+            }
+            string[] files, folders;
+            try
+            {
+                files = Directory.GetFiles(folder).Order(StringComparer.Ordinal).ToArray();
+                folders = Directory.GetDirectories(folder).Order(StringComparer.Ordinal).ToArray();
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                rejects.Add(new(folder, BadName(folder) ?? $"folder unreadable: {e.Message}"));
+                return;
+            }
+            var captionFiles = files.Where(f => Path.GetExtension(f).Equals(".txt", StringComparison.OrdinalIgnoreCase) && BadName(f) is null)
+                .ToLookup(Path.GetFileNameWithoutExtension, StringComparer.Ordinal);
+            var used = new HashSet<string>(StringComparer.Ordinal);
+            foreach (string path in files)
+            {
+                if (BadName(path) is { } badName) { rejects.Add(new(path, badName)); continue; }
+                string extension = Path.GetExtension(path).ToLowerInvariant();
+                if (extension == ".txt") continue;
+                if (!ImageExtensions.Contains(extension)) { rejects.Add(new(path, $"not an image extension ({extension})")); continue; }
+                string stem = Path.GetFileNameWithoutExtension(path);
+                // x.txt before x.TXT when both are there; the other is then reported as unused.
+                string? captionFile = captionFiles[stem].OrderBy(c => Path.GetExtension(c) == ".txt" ? 0 : 1).ThenBy(c => c, StringComparer.Ordinal).FirstOrDefault();
+                if (captionFile is null) { rejects.Add(new(path, $"no caption file {stem}.txt")); continue; }
+                used.Add(captionFile);
+                string? text = ReadUtf8(captionFile, out string? problem);
+                if (text is null)
+                {
+                    rejects.Add(problem!.StartsWith("unreadable") ? new(path, $"caption file {Path.GetFileName(captionFile)} {problem}") : new(captionFile, $"caption file {problem}"));
+                    continue;
+                }
+                var item = new Item { Path = path };
+                item.Captions.AddRange(text.Split('\n').Select(l => l.TrimEnd('\r')));
+                items.Add(item);
+            }
+            foreach (string captionFile in captionFiles.SelectMany(g => g).Where(c => !used.Contains(c)).Order(StringComparer.Ordinal))
+                rejects.Add(new(captionFile, NoImageReason));
+            foreach (string sub in folders) Walk(sub);
+        }
     }
 
-    static string? ReadUtf8(string path, List<Reject> rejects)
+    static readonly string NoImageReason = $"caption file with no image of the same name ({string.Join(", ", ImageExtensions)})";
+
+    // On Linux a name that is not valid UTF-8 reaches .NET with U+FFFD in it, and that name opens nothing.
+    static string? BadName(string path) =>
+        Path.GetFileName(path).Contains('\uFFFD') && !File.Exists(path) && !Directory.Exists(path)
+            ? "file name is not valid UTF-8 (a GBK name from a Windows archive?): rename it, e.g. convmv -f GBK -t UTF-8 --notest"
+            : null;
+
+    /// <summary>The path with every symbolic link resolved, component by component from the root.</summary>
+    static string RealPath(string path)
     {
-        byte[] bytes = File.ReadAllBytes(path);
+        string full = Path.GetFullPath(path);
+        string current = Path.GetPathRoot(full)!;
+        foreach (string part in full[current.Length..].Split(Path.DirectorySeparatorChar, StringSplitOptions.RemoveEmptyEntries))
+        {
+            string next = Path.Combine(current, part);
+            FileSystemInfo? target = Directory.Exists(next) ? new DirectoryInfo(next).ResolveLinkTarget(returnFinalTarget: true) : null;
+            current = target is null ? next : RealPath(target.FullName);
+        }
+        return current;
+    }
+
+    /// <summary>The text of a UTF-8 file (a BOM is dropped), or null and why not.</summary>
+    static string? ReadUtf8(string path, out string? problem)
+    {
+        problem = null;
+        byte[] bytes;
+        try { bytes = File.ReadAllBytes(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            problem = $"unreadable: {e.Message}";
+            return null;
+        }
         int start = bytes.Length >= 3 && bytes[0] == 0xEF && bytes[1] == 0xBB && bytes[2] == 0xBF ? 3 : 0;
         try { return StrictUtf8.GetString(bytes, start, bytes.Length - start); }
         catch (DecoderFallbackException)
         {
-            rejects.Add(new(path, "caption file is not UTF-8 (GBK or another legacy encoding?): convert it, e.g. iconv -f GBK -t UTF-8"));
+            problem = "is not UTF-8 (GBK or another legacy encoding?): convert it, e.g. iconv -f GBK -t UTF-8";
             return null;
         }
     }
@@ -168,8 +243,8 @@ public static class PrivateDataConverter
             if (!byPath.TryGetValue(path, out var item)) { byPath[path] = item = new Item { Path = path }; order.Add(item); }
             item.Captions.AddRange(captions);
         }
-        string? text = ReadUtf8(manifest, rejects);
-        if (text is null) return order;
+        string? text = ReadUtf8(manifest, out string? problem);
+        if (text is null) { rejects.Add(new(manifest, $"manifest {problem}")); return order; }
         string[] lines = text.Split('\n').Select(l => l.TrimEnd('\r')).ToArray();
         bool csv = manifest.EndsWith(".csv", StringComparison.OrdinalIgnoreCase);
         for (int n = csv ? 1 : 0; n < lines.Length; n++)
