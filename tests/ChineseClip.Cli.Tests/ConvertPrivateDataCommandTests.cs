@@ -160,6 +160,30 @@ public class ConvertPrivateDataCommandTests
         Directory.Delete(root, true);
     }
 
+    [Fact]
+    public void Caption_files_in_UTF16_are_read_by_their_byte_order_mark_and_NULs_are_refused()
+    {
+        string input = Directory.CreateTempSubdirectory("cnclip-utf16").FullName, output = input + "-out";
+        void Case(string stem, byte shade, byte[] caption)
+        {
+            File.WriteAllBytes(Path.Combine(input, stem + ".png"), Png(shade));
+            File.WriteAllBytes(Path.Combine(input, stem + ".txt"), caption);
+        }
+        Case("le", 1, [0xFF, 0xFE, .. Encoding.Unicode.GetBytes("小猫\r\n第二行\r\n")]); // Notepad's "Unicode"
+        Case("be", 2, [0xFE, 0xFF, .. Encoding.BigEndianUnicode.GetBytes("小鸟")]);
+        Case("nobom", 3, Encoding.Unicode.GetBytes("a cat")); // valid UTF-8 byte for byte, with a NUL after each letter
+        var r = CliRunner.Run("convert-private-data", "--input", input, "--output", output, "--splits", "1,0,0");
+        Assert.True(r.ExitCode == 0, r.Error);
+        var texts = TextJsonl.Read(Path.Combine(output, "train_texts.jsonl"), e => Assert.Fail(e.ToString())).Select(t => t.Text);
+        Assert.Equal(["小猫", "小鸟", "第二行"], texts.Order(StringComparer.Ordinal));
+        var rejects = RejectsByItem(output);
+        Assert.Equal("caption file holds NUL characters (UTF-16 without a byte-order mark?): save it as UTF-8",
+            Assert.Single(rejects, kv => kv.Key.EndsWith("nobom.txt")).Value);
+        Assert.Single(rejects);
+        Directory.Delete(input, true);
+        Directory.Delete(output, true);
+    }
+
     static Dictionary<string, string> RejectsByItem(string output) =>
         File.ReadAllLines(Path.Combine(output, "rejects.jsonl")).Select(l => JsonDocument.Parse(l).RootElement)
             .ToDictionary(e => e.GetProperty("item").GetString()!, e => e.GetProperty("reason").GetString()!);

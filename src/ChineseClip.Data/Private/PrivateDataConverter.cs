@@ -174,7 +174,7 @@ public static class PrivateDataConverter
                 string? captionFile = captionFiles[stem].OrderBy(c => Path.GetExtension(c) == ".txt" ? 0 : 1).ThenBy(c => c, StringComparer.Ordinal).FirstOrDefault();
                 if (captionFile is null) { rejects.Add(new(path, $"no caption file {stem}.txt")); continue; }
                 used.Add(captionFile);
-                string? text = ReadUtf8(captionFile, out string? problem);
+                string? text = ReadText(captionFile, out string? problem);
                 if (text is null)
                 {
                     rejects.Add(problem!.StartsWith("unreadable") ? new(path, $"caption file {Path.GetFileName(captionFile)} {problem}") : new(captionFile, $"caption file {problem}"));
@@ -212,8 +212,9 @@ public static class PrivateDataConverter
         return current;
     }
 
-    /// <summary>The text of a UTF-8 file (a BOM is dropped), or null and why not.</summary>
-    static string? ReadUtf8(string path, out string? problem)
+    /// <summary>The text of a UTF-8 file (a BOM is dropped), or of a UTF-16 one with its byte-order mark (what
+    /// Windows Notepad saves as "Unicode"); or null and why not. Other encodings are refused, not guessed.</summary>
+    static string? ReadText(string path, out string? problem)
     {
         problem = null;
         byte[] bytes;
@@ -223,14 +224,34 @@ public static class PrivateDataConverter
             problem = $"unreadable: {e.Message}";
             return null;
         }
-        int start = bytes.Length >= 3 && bytes[0] == 0xEF && bytes[1] == 0xBB && bytes[2] == 0xBF ? 3 : 0;
-        try { return StrictUtf8.GetString(bytes, start, bytes.Length - start); }
+        string text;
+        try
+        {
+            text = bytes switch
+            {
+                [0xEF, 0xBB, 0xBF, ..] => StrictUtf8.GetString(bytes, 3, bytes.Length - 3),
+                [0xFF, 0xFE, ..] => StrictUtf16(bigEndian: false).GetString(bytes, 2, bytes.Length - 2),
+                [0xFE, 0xFF, ..] => StrictUtf16(bigEndian: true).GetString(bytes, 2, bytes.Length - 2),
+                _ => StrictUtf8.GetString(bytes),
+            };
+        }
         catch (DecoderFallbackException)
         {
-            problem = "is not UTF-8 (GBK or another legacy encoding?): convert it, e.g. iconv -f GBK -t UTF-8";
+            problem = bytes is [0xFF, 0xFE, ..] or [0xFE, 0xFF, ..]
+                ? "starts with a UTF-16 byte-order mark but is not valid UTF-16"
+                : "is not UTF-8 (GBK or another legacy encoding?): convert it, e.g. iconv -f GBK -t UTF-8";
             return null;
         }
+        // UTF-16 of ASCII text without a mark is valid UTF-8 with a NUL after every letter; no caption holds NULs.
+        if (text.Contains('\0'))
+        {
+            problem = "holds NUL characters (UTF-16 without a byte-order mark?): save it as UTF-8";
+            return null;
+        }
+        return text;
     }
+
+    static UnicodeEncoding StrictUtf16(bool bigEndian) => new(bigEndian, byteOrderMark: false, throwOnInvalidBytes: true);
 
     static List<Item> FromManifest(string manifest, List<Reject> rejects)
     {
@@ -243,7 +264,7 @@ public static class PrivateDataConverter
             if (!byPath.TryGetValue(path, out var item)) { byPath[path] = item = new Item { Path = path }; order.Add(item); }
             item.Captions.AddRange(captions);
         }
-        string? text = ReadUtf8(manifest, out string? problem);
+        string? text = ReadText(manifest, out string? problem);
         if (text is null) { rejects.Add(new(manifest, $"manifest {problem}")); return order; }
         string[] lines = text.Split('\n').Select(l => l.TrimEnd('\r')).ToArray();
         bool csv = manifest.EndsWith(".csv", StringComparison.OrdinalIgnoreCase);
