@@ -184,6 +184,58 @@ public class ConvertPrivateDataCommandTests
         Directory.Delete(output, true);
     }
 
+    [Fact]
+    public void Manifest_rows_that_are_headers_folders_missing_files_or_not_objects_are_each_handled_by_line()
+    {
+        string dir = Directory.CreateTempSubdirectory("cnclip-manifest-rows").FullName;
+        File.WriteAllBytes(Path.Combine(dir, "a.png"), Png(1));
+        File.WriteAllBytes(Path.Combine(dir, "b.png"), Png(2));
+        File.WriteAllText(Path.Combine(dir, "bad.png"), "not an image");
+        Directory.CreateDirectory(Path.Combine(dir, "sub"));
+        (List<string> Texts, Dictionary<string, string> Rejects) Convert(string name, string content)
+        {
+            string manifest = Path.Combine(dir, name), output = Path.Combine(dir, "out-" + name);
+            File.WriteAllText(manifest, content);
+            var r = CliRunner.Run("convert-private-data", "--input", manifest, "--output", output, "--splits", "1,0,0");
+            Assert.True(r.ExitCode == 0, r.Error);
+            var texts = TextJsonl.Read(Path.Combine(output, "train_texts.jsonl"), e => Assert.Fail(e.ToString())).Select(t => t.Text).Order(StringComparer.Ordinal).ToList();
+            return (texts, RejectsByItem(output).ToDictionary(kv => kv.Key.Replace(dir + "/", ""), kv => kv.Value.Replace(dir + "/", "")));
+        }
+
+        // No header: the first row is data, not dropped.
+        var noHeader = Convert("plain.csv", "a.png,第一行是数据\r\nb.png,第二行\r\n");
+        Assert.Equal(["第一行是数据", "第二行"], noHeader.Texts);
+        Assert.Empty(noHeader.Rejects);
+
+        // A header names the columns: any order, other columns ignored.
+        var named = Convert("named.csv", "source,caption,image\nweb,\"描述, 带逗号\",b.png\nweb,空路径,\nweb,文件夹,sub\nweb,不存在,missing.png\nweb,坏图,bad.png\nweb,只有两列\n");
+        Assert.Equal(["描述, 带逗号"], named.Texts);
+        Assert.Equal(new Dictionary<string, string>
+        {
+            ["named.csv:3"] = "empty image path",
+            ["named.csv:4"] = "sub: a folder, not an image file",
+            ["named.csv:5"] = "missing.png: no such file",
+            ["named.csv:6"] = "bad.png: not a recognised image format (JPEG, PNG, WebP, BMP or GIF)",
+            ["named.csv:7"] = "expected the columns source,caption,image",
+        }, named.Rejects);
+
+        var jsonl = Convert("rows.jsonl", string.Join("\n",
+            "[1, 2]", "42", "null",
+            "{\"image\": \"a.png\", \"captions\": [\"好\", 7]}",
+            "{\"image\": \"a.png\", \"caption\": 5}",
+            "{\"image\": \"\", \"caption\": \"空\"}",
+            "{\"image\": \"a.png\", \"caption\": \"一\", \"captions\": [\"二\"]}",
+            "{\"image\": \"missing.png\", \"caption\": \"缺\"}",
+            "{\"image\": \"missing.png\", \"caption\": \"又缺\"}"));
+        Assert.Equal(["一", "二"], jsonl.Texts);
+        Assert.Equal([
+            "rows.jsonl:1 expected a JSON object", "rows.jsonl:2 expected a JSON object", "rows.jsonl:3 expected a JSON object",
+            "rows.jsonl:4 field 'captions' is not a list of strings", "rows.jsonl:5 field 'caption' is not a string",
+            "rows.jsonl:6 empty image path", "rows.jsonl:8 missing.png: no such file (also on line 9)",
+        ], jsonl.Rejects.Select(kv => $"{kv.Key} {kv.Value}"));
+        Directory.Delete(dir, true);
+    }
+
     static Dictionary<string, string> RejectsByItem(string output) =>
         File.ReadAllLines(Path.Combine(output, "rejects.jsonl")).Select(l => JsonDocument.Parse(l).RootElement)
             .ToDictionary(e => e.GetProperty("item").GetString()!, e => e.GetProperty("reason").GetString()!);

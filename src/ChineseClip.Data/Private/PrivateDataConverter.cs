@@ -1,6 +1,7 @@
 // Turns a user's own images and captions into the official layout ({split}_imgs.tsv, {split}_texts.jsonl), the step
 // the official project leaves to its users. Input: a folder tree of images with same-name .txt captions (one caption
-// per line), or a manifest (.jsonl with "image" and "caption"/"captions", or .csv with image,caption columns).
+// per line), or a manifest (.jsonl with "image" and "caption"/"captions", or .csv with image,caption columns, or a
+// header row naming them among others). Captions are UTF-8, or UTF-16 with a byte-order mark.
 // Every image is decoded once; identical images (same bytes) are merged; ids come from content, so they are stable
 // across runs; the split is by image and deterministic for a seed. Nothing is dropped silently: every rejected item
 // is written to rejects.jsonl with its reason, and one bad file never stops the run.
@@ -30,6 +31,17 @@ public static class PrivateDataConverter
     {
         public required string Path { get; init; }
         public List<string> Captions { get; } = new();
+        /// <summary>The manifest that names the image, and its lines that do; null for a folder's image.</summary>
+        public string? Manifest { get; init; }
+        public List<int> Lines { get; } = new();
+
+        /// <summary>A rejection naming the image, or for a manifest its first line (the image path in the reason).</summary>
+        public Reject Rejected(string reason)
+        {
+            if (Manifest is null) return new(Path, reason);
+            string also = Lines.Count switch { 1 => "", 2 => $" (also on line {Lines[1]})", _ => $" (also on lines {string.Join(", ", Lines.Skip(1))})" };
+            return new($"{Manifest}:{Lines[0]}", $"{Path}: {reason}{also}");
+        }
     }
 
     public static PrivateDataSummary Convert(string input, string outputDir, double[] fractions, int seed, long maxPixels = ImageTransform.DefaultMaxPixels)
@@ -47,14 +59,12 @@ public static class PrivateDataConverter
         int duplicates = 0;
         foreach (var item in items)
         {
-            byte[] bytes;
-            try { bytes = File.ReadAllBytes(item.Path); }
-            catch (IOException e) { rejects.Add(new(item.Path, $"unreadable: {e.Message}")); continue; }
-            if (bytes.Length == 0) { rejects.Add(new(item.Path, "empty file")); continue; }
+            if (ReadImage(item.Path, out byte[] bytes) is { } unreadable) { rejects.Add(item.Rejected(unreadable)); continue; }
+            if (bytes.Length == 0) { rejects.Add(item.Rejected("empty file")); continue; }
             try { transform.ToRgbBytes(bytes); }
-            catch (InvalidImageException e) { rejects.Add(new(item.Path, e.Message)); continue; }
+            catch (InvalidImageException e) { rejects.Add(item.Rejected(e.Message)); continue; }
             var captions = item.Captions.Select(c => c.Trim()).Where(c => c.Length > 0).ToList();
-            if (captions.Count == 0) { rejects.Add(new(item.Path, "no caption")); continue; }
+            if (captions.Count == 0) { rejects.Add(item.Rejected("no caption")); continue; }
             string hash = System.Convert.ToHexString(SHA256.HashData(bytes));
             if (byHash.TryGetValue(hash, out var existing))
             {
@@ -110,6 +120,23 @@ public static class PrivateDataConverter
             captions = summary.Captions, rejected = summary.Rejected, seed, splits = splitCounts.ToDictionary(kv => kv.Key, kv => new { images = kv.Value.Item1, texts = kv.Value.Item2 }),
         }, json))));
         return summary;
+    }
+
+    /// <summary>Why the file cannot be read, or null with its bytes.</summary>
+    static string? ReadImage(string path, out byte[] bytes)
+    {
+        bytes = [];
+        try
+        {
+            bytes = File.ReadAllBytes(path);
+            return null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return Directory.Exists(path) ? "a folder, not an image file"
+                : e is FileNotFoundException or DirectoryNotFoundException ? "no such file"
+                : $"unreadable: {e.Message}";
+        }
     }
 
     static long StableId(string content, HashSet<long> used)
@@ -258,42 +285,68 @@ public static class PrivateDataConverter
         string folder = Path.GetDirectoryName(Path.GetFullPath(manifest))!;
         var byPath = new Dictionary<string, Item>();
         var order = new List<Item>();
-        void Add(string image, IEnumerable<string> captions)
-        {
-            string path = Path.GetFullPath(Path.Combine(folder, image));
-            if (!byPath.TryGetValue(path, out var item)) { byPath[path] = item = new Item { Path = path }; order.Add(item); }
-            item.Captions.AddRange(captions);
-        }
         string? text = ReadText(manifest, out string? problem);
         if (text is null) { rejects.Add(new(manifest, $"manifest {problem}")); return order; }
         string[] lines = text.Split('\n').Select(l => l.TrimEnd('\r')).ToArray();
         bool csv = manifest.EndsWith(".csv", StringComparison.OrdinalIgnoreCase);
-        for (int n = csv ? 1 : 0; n < lines.Length; n++)
+        // A .csv's first row is a header when it names an image column and a caption column (in any order, beside
+        // any others); otherwise every row is data, image then caption.
+        var (imageColumn, captionColumn, columns, first) = (0, 1, "image,caption", 0);
+        if (csv && lines.Length > 0 && SplitCsvLine(lines[0]) is { } header)
+        {
+            var names = header.Select(h => h.Trim().ToLowerInvariant()).ToList();
+            int i = names.FindIndex(ImageColumns.Contains), c = names.FindIndex(CaptionColumns.Contains);
+            if (i >= 0 && c >= 0) (imageColumn, captionColumn, columns, first) = (i, c, string.Join(",", header), 1);
+        }
+        for (int n = first; n < lines.Length; n++)
         {
             string line = lines[n];
             if (line.Trim().Length == 0) continue;
             string where = $"{manifest}:{n + 1}";
+            string? image;
+            List<string> captions;
             if (csv)
             {
                 var fields = SplitCsvLine(line);
-                if (fields is null || fields.Count < 2) { rejects.Add(new(where, "expected image,caption")); continue; }
-                Add(fields[0], [fields[1]]);
-                continue;
+                if (fields is null) { rejects.Add(new(where, "a quoted field is not closed (line breaks inside a field are not supported)")); continue; }
+                if (fields.Count <= Math.Max(imageColumn, captionColumn)) { rejects.Add(new(where, $"expected the columns {columns}")); continue; }
+                (image, captions) = (fields[imageColumn], [fields[captionColumn]]);
             }
-            try
-            {
-                var o = JsonDocument.Parse(line).RootElement;
-                if (!o.TryGetProperty("image", out var image) || image.ValueKind != JsonValueKind.String)
-                { rejects.Add(new(where, "field 'image' missing or not a string")); continue; }
-                var captions = o.TryGetProperty("captions", out var list) && list.ValueKind == JsonValueKind.Array
-                    ? list.EnumerateArray().Where(c => c.ValueKind == JsonValueKind.String).Select(c => c.GetString()!).ToList()
-                    : o.TryGetProperty("caption", out var one) && one.ValueKind == JsonValueKind.String ? [one.GetString()!] : new List<string>();
-                if (captions.Count == 0) { rejects.Add(new(where, "field 'caption' or 'captions' missing")); continue; }
-                Add(image.GetString()!, captions);
-            }
-            catch (JsonException e) { rejects.Add(new(where, $"invalid JSON: {e.Message}")); }
+            else if (ParseJsonLine(line, out image, out captions) is { } bad) { rejects.Add(new(where, bad)); continue; }
+            if (image!.Trim().Length == 0) { rejects.Add(new(where, "empty image path")); continue; }
+            string path = Path.GetFullPath(Path.Combine(folder, image));
+            if (!byPath.TryGetValue(path, out var item)) { byPath[path] = item = new Item { Path = path, Manifest = manifest }; order.Add(item); }
+            item.Lines.Add(n + 1);
+            item.Captions.AddRange(captions);
         }
         return order;
+    }
+
+    static readonly string[] ImageColumns = ["image", "image_path", "path", "file", "filename"];
+    static readonly string[] CaptionColumns = ["caption", "text"];
+
+    /// <summary>One .jsonl line: {"image": path, "caption": text} and/or "captions": [texts]. Null, or why not.</summary>
+    static string? ParseJsonLine(string line, out string? image, out List<string> captions)
+    {
+        (image, captions) = (null, new List<string>());
+        JsonDocument document;
+        try { document = JsonDocument.Parse(line); }
+        catch (JsonException e) { return $"invalid JSON: {e.Message}"; }
+        using (document)
+        {
+            var o = document.RootElement;
+            if (o.ValueKind != JsonValueKind.Object) return "expected a JSON object";
+            if (!o.TryGetProperty("image", out var path) || path.ValueKind != JsonValueKind.String) return "field 'image' missing or not a string";
+            image = path.GetString();
+            bool one = o.TryGetProperty("caption", out var caption), many = o.TryGetProperty("captions", out var list);
+            if (!one && !many) return "field 'caption' or 'captions' missing";
+            if (one && caption.ValueKind != JsonValueKind.String) return "field 'caption' is not a string";
+            if (many && (list.ValueKind != JsonValueKind.Array || list.EnumerateArray().Any(c => c.ValueKind != JsonValueKind.String)))
+                return "field 'captions' is not a list of strings";
+            if (one) captions.Add(caption.GetString()!);
+            if (many) captions.AddRange(list.EnumerateArray().Select(c => c.GetString()!));
+            return null;
+        }
     }
 
     // RFC 4180 fields of one line (quoted fields may hold commas and doubled quotes; no embedded newlines). Written
