@@ -57,7 +57,7 @@ public class ConvertPrivateDataCommandTests
         var rejects = File.ReadAllLines(Path.Combine(output, "rejects.jsonl")).Select(l => JsonDocument.Parse(l).RootElement)
             .ToDictionary(e => Path.GetFileName(e.GetProperty("item").GetString()!), e => e.GetProperty("reason").GetString()!);
         Assert.Equal(5, rejects.Count);
-        Assert.StartsWith("caption file is not UTF-8", rejects["狗.txt"]);
+        Assert.StartsWith("caption file 狗.txt is not UTF-8", rejects["狗.png"]); // named on the image it costs
         Assert.Equal("no caption file 无描述.txt", rejects["无描述.png"]);
         Assert.Equal("empty file", rejects["空.png"]);
         Assert.False(string.IsNullOrEmpty(rejects["截断.jpg"])); // cut inside its header: "unreadable image header: ..."
@@ -73,6 +73,7 @@ public class ConvertPrivateDataCommandTests
         var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(output, "summary.json"))).RootElement;
         Assert.Equal(1, summary.GetProperty("duplicate_images_merged").GetInt32());
         Assert.Equal(5, summary.GetProperty("rejected").GetInt32());
+        AssertCountsAddUp(summary);
         Directory.Delete(input, true);
         Directory.Delete(output, true);
     }
@@ -153,6 +154,9 @@ public class ConvertPrivateDataCommandTests
             Assert.Single(rejects, kv => kv.Key.Contains('\uFFFD')).Value);
         var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(output, "summary.json"))).RootElement;
         Assert.Equal(0, summary.GetProperty("duplicate_images_merged").GetInt32());
+        Assert.Equal((3, 1, 3), (summary.GetProperty("images_seen").GetInt32(), summary.GetProperty("images_rejected").GetInt32(),
+            summary.GetProperty("other_rejected").GetInt32())); // cat, bird, self.png; orphan.txt, the loop, the bad name
+        AssertCountsAddUp(summary);
 
         Assert.Equal(0, CliRunner.Run("convert-private-data", "--input", input, "--output", output, "--splits", "1,0,0").ExitCode);
         Assert.Equal(rejectsText, File.ReadAllText(Path.Combine(output, "rejects.jsonl")));
@@ -177,8 +181,8 @@ public class ConvertPrivateDataCommandTests
         var texts = TextJsonl.Read(Path.Combine(output, "train_texts.jsonl"), e => Assert.Fail(e.ToString())).Select(t => t.Text);
         Assert.Equal(["小猫", "小鸟", "第二行"], texts.Order(StringComparer.Ordinal));
         var rejects = RejectsByItem(output);
-        Assert.Equal("caption file holds NUL characters (UTF-16 without a byte-order mark?): save it as UTF-8",
-            Assert.Single(rejects, kv => kv.Key.EndsWith("nobom.txt")).Value);
+        Assert.Equal("caption file nobom.txt holds NUL characters (UTF-16 without a byte-order mark?): save it as UTF-8",
+            Assert.Single(rejects, kv => kv.Key.EndsWith("nobom.png")).Value);
         Assert.Single(rejects);
         Directory.Delete(input, true);
         Directory.Delete(output, true);
@@ -199,6 +203,7 @@ public class ConvertPrivateDataCommandTests
             var r = CliRunner.Run("convert-private-data", "--input", manifest, "--output", output, "--splits", "1,0,0");
             Assert.True(r.ExitCode == 0, r.Error);
             var texts = TextJsonl.Read(Path.Combine(output, "train_texts.jsonl"), e => Assert.Fail(e.ToString())).Select(t => t.Text).Order(StringComparer.Ordinal).ToList();
+            AssertCountsAddUp(JsonDocument.Parse(File.ReadAllText(Path.Combine(output, "summary.json"))).RootElement);
             return (texts, RejectsByItem(output).ToDictionary(kv => kv.Key.Replace(dir + "/", ""), kv => kv.Value.Replace(dir + "/", "")));
         }
 
@@ -234,6 +239,14 @@ public class ConvertPrivateDataCommandTests
             "rows.jsonl:6 empty image path", "rows.jsonl:8 missing.png: no such file (also on line 9)",
         ], jsonl.Rejects.Select(kv => $"{kv.Key} {kv.Value}"));
         Directory.Delete(dir, true);
+    }
+
+    /// <summary>Every image seen is kept, merged into a duplicate or rejected; every reject is an image or something else.</summary>
+    static void AssertCountsAddUp(JsonElement summary)
+    {
+        int Get(string name) => summary.GetProperty(name).GetInt32();
+        Assert.Equal(Get("images_seen"), Get("images_kept") + Get("duplicate_images_merged") + Get("images_rejected"));
+        Assert.Equal(Get("rejected"), Get("images_rejected") + Get("other_rejected"));
     }
 
     static Dictionary<string, string> RejectsByItem(string output) =>

@@ -16,10 +16,14 @@ using ChineseClip.Model.Imaging;
 
 namespace ChineseClip.Data.Private;
 
+/// <summary>ImagesSeen = ImagesKept + DuplicateImagesMerged + ImagesRejected; Rejected = ImagesRejected + OtherRejected
+/// (files that are no images, unused caption files, manifest lines, folders).</summary>
 public sealed record PrivateDataSummary(int ImagesSeen, int ImagesKept, int DuplicateImagesMerged, int Captions, int Rejected,
+    int ImagesRejected, int OtherRejected,
     IReadOnlyDictionary<string, (int Images, int Texts)> Splits);
 
-public sealed record Reject(string Item, string Reason);
+/// <param name="Image">The reject is an image (a folder's image file, or a manifest's image path) that was not kept.</param>
+public sealed record Reject(string Item, string Reason, bool Image = false);
 
 public static class PrivateDataConverter
 {
@@ -38,9 +42,9 @@ public static class PrivateDataConverter
         /// <summary>A rejection naming the image, or for a manifest its first line (the image path in the reason).</summary>
         public Reject Rejected(string reason)
         {
-            if (Manifest is null) return new(Path, reason);
+            if (Manifest is null) return new(Path, reason, Image: true);
             string also = Lines.Count switch { 1 => "", 2 => $" (also on line {Lines[1]})", _ => $" (also on lines {string.Join(", ", Lines.Skip(1))})" };
-            return new($"{Manifest}:{Lines[0]}", $"{Path}: {reason}{also}");
+            return new($"{Manifest}:{Lines[0]}", $"{Path}: {reason}{also}", Image: true);
         }
     }
 
@@ -49,8 +53,9 @@ public static class PrivateDataConverter
         if (fractions.Length != 3 || fractions.Any(f => f < 0) || Math.Abs(fractions.Sum() - 1) > 1e-6)
             throw new ArgumentException($"--splits {string.Join(",", fractions)}: three non-negative fractions summing to 1 are required");
         var rejects = new List<Reject>();
-        List<Item> items = Directory.Exists(input) ? FromFolder(input, outputDir, rejects)
-            : File.Exists(input) ? FromManifest(input, rejects)
+        int imagesSeen = 0;
+        List<Item> items = Directory.Exists(input) ? FromFolder(input, outputDir, rejects, out imagesSeen)
+            : File.Exists(input) ? FromManifest(input, rejects, out imagesSeen)
             : throw new FileNotFoundException($"{input}: no such folder or manifest", input);
 
         // Validate, hash and merge identical images; captions are kept in first-seen order without repeats.
@@ -113,11 +118,13 @@ public static class PrivateDataConverter
             using var w = new StreamWriter(stream, StrictUtf8, 1 << 16, leaveOpen: true) { NewLine = "\n" };
             foreach (var r in rejects) w.WriteLine(JsonSerializer.Serialize(new { item = r.Item, reason = r.Reason }, json));
         });
-        var summary = new PrivateDataSummary(items.Count, images.Count, duplicates, images.Sum(i => i.Captions.Count), rejects.Count, splitCounts);
+        int imagesRejected = rejects.Count(r => r.Image);
+        var summary = new PrivateDataSummary(imagesSeen, images.Count, duplicates, images.Sum(i => i.Captions.Count), rejects.Count,
+            imagesRejected, rejects.Count - imagesRejected, splitCounts);
         AtomicFile.Write(Path.Combine(outputDir, "summary.json"), stream => stream.Write(Encoding.UTF8.GetBytes(JsonSerializer.Serialize(new
         {
             input, images_seen = summary.ImagesSeen, images_kept = summary.ImagesKept, duplicate_images_merged = duplicates,
-            captions = summary.Captions, rejected = summary.Rejected, seed, splits = splitCounts.ToDictionary(kv => kv.Key, kv => new { images = kv.Value.Item1, texts = kv.Value.Item2 }),
+            captions = summary.Captions, rejected = summary.Rejected, images_rejected = imagesRejected, other_rejected = summary.OtherRejected, seed, splits = splitCounts.ToDictionary(kv => kv.Key, kv => new { images = kv.Value.Item1, texts = kv.Value.Item2 }),
         }, json))));
         return summary;
     }
@@ -157,12 +164,14 @@ public static class PrivateDataConverter
     // (x.png with x.txt, or x.TXT); one no image uses is reported. Linked folders are read, each real folder once, so a
     // link back up the tree ends. The output folder, when it lies inside the input, is not read (a rerun sees what the
     // first run saw).
-    static List<Item> FromFolder(string root, string outputDir, List<Reject> rejects)
+    static List<Item> FromFolder(string root, string outputDir, List<Reject> rejects, out int imagesSeen)
     {
         var items = new List<Item>();
+        int seen = 0;
         var visited = new HashSet<string>(StringComparer.Ordinal);
         string output = RealPath(outputDir);
         Walk(root);
+        imagesSeen = seen;
         return items;
 
         void Walk(string folder)
@@ -196,15 +205,16 @@ public static class PrivateDataConverter
                 string extension = Path.GetExtension(path).ToLowerInvariant();
                 if (extension == ".txt") continue;
                 if (!ImageExtensions.Contains(extension)) { rejects.Add(new(path, $"not an image extension ({extension})")); continue; }
+                seen++;
                 string stem = Path.GetFileNameWithoutExtension(path);
                 // x.txt before x.TXT when both are there; the other is then reported as unused.
                 string? captionFile = captionFiles[stem].OrderBy(c => Path.GetExtension(c) == ".txt" ? 0 : 1).ThenBy(c => c, StringComparer.Ordinal).FirstOrDefault();
-                if (captionFile is null) { rejects.Add(new(path, $"no caption file {stem}.txt")); continue; }
+                if (captionFile is null) { rejects.Add(new(path, $"no caption file {stem}.txt", Image: true)); continue; }
                 used.Add(captionFile);
                 string? text = ReadText(captionFile, out string? problem);
                 if (text is null)
                 {
-                    rejects.Add(problem!.StartsWith("unreadable") ? new(path, $"caption file {Path.GetFileName(captionFile)} {problem}") : new(captionFile, $"caption file {problem}"));
+                    rejects.Add(new(path, $"caption file {Path.GetFileName(captionFile)} {problem}", Image: true));
                     continue;
                 }
                 var item = new Item { Path = path };
@@ -280,8 +290,9 @@ public static class PrivateDataConverter
 
     static UnicodeEncoding StrictUtf16(bool bigEndian) => new(bigEndian, byteOrderMark: false, throwOnInvalidBytes: true);
 
-    static List<Item> FromManifest(string manifest, List<Reject> rejects)
+    static List<Item> FromManifest(string manifest, List<Reject> rejects, out int imagesSeen)
     {
+        imagesSeen = 0;
         string folder = Path.GetDirectoryName(Path.GetFullPath(manifest))!;
         var byPath = new Dictionary<string, Item>();
         var order = new List<Item>();
@@ -319,6 +330,7 @@ public static class PrivateDataConverter
             item.Lines.Add(n + 1);
             item.Captions.AddRange(captions);
         }
+        imagesSeen = order.Count;
         return order;
     }
 
