@@ -1,6 +1,7 @@
 using System.IO.Compression;
 using System.Net;
 using System.Net.Sockets;
+using System.Security.Cryptography;
 
 namespace ChineseClip.Cli.Tests;
 
@@ -104,6 +105,71 @@ public class DownloadCommandsTests
         Assert.True(r.ExitCode == 0, r.Error);
         Assert.True(File.Exists(Path.Combine(dir, "MUGE", "valid_texts.jsonl")));
         Assert.Equal(Path.Combine(dir, "MUGE"), r.Out.Trim());
+        Directory.Delete(dir, true);
+    }
+
+    static string Sha256(byte[] bytes) => Convert.ToHexStringLower(SHA256.HashData(bytes));
+
+    [Fact]
+    public void The_right_sha256_passes()
+    {
+        byte[] content = Payload(70_000);
+        using var server = new LocalFileServer(content);
+        string dir = Directory.CreateTempSubdirectory("cnclip-dl").FullName;
+        var r = CliRunner.Run("download-model", "vocab", "--output", dir, "--url", server.Url, "--sha256", Sha256(content).ToUpperInvariant());
+        Assert.True(r.ExitCode == 0, r.Error);
+        Assert.Equal(content, File.ReadAllBytes(Path.Combine(dir, "vocab.txt")));
+        Assert.Equal(["vocab.txt"], Directory.GetFiles(dir).Select(Path.GetFileName));
+        Assert.Contains($"vocab.txt: SHA-256 {Sha256(content)} as expected", r.Error);
+        Directory.Delete(dir, true);
+    }
+
+    [Fact]
+    public void A_sha256_mismatch_fails_in_one_line_leaves_no_final_file_and_a_rerun_does_not_resume_the_bad_bytes()
+    {
+        byte[] content = Payload(200_000);
+        using var server = new LocalFileServer(content);
+        string dir = Directory.CreateTempSubdirectory("cnclip-dl").FullName;
+        string target = Path.Combine(dir, "clip_cn_rn50.pt");
+        // A .part left by an earlier run whose bytes went bad: the resumed download is complete but wrong.
+        byte[] corruptStart = content[..80_000];
+        corruptStart[1234] ^= 0xFF;
+        File.WriteAllBytes(target + ".part", corruptStart);
+        byte[] corruptWhole = [.. corruptStart, .. content[80_000..]];
+        string expected = Sha256(content);
+
+        var r = CliRunner.Run("download-model", "RN50", "--output", dir, "--url", server.Url, "--sha256", expected);
+        Assert.Equal(ExitCodes.BadInput, r.ExitCode);
+        Assert.Equal($"cnclip: error: {target}: SHA-256 mismatch: expected {expected}, got {Sha256(corruptWhole)} " +
+            "(kept as clip_cn_rn50.pt.bad; run again to download afresh)\n", r.Error[r.Error.IndexOf("cnclip: error:")..]);
+        Assert.False(File.Exists(target));
+        Assert.False(File.Exists(target + ".part"));
+        Assert.Equal(corruptWhole, File.ReadAllBytes(target + ".bad"));
+        Assert.Equal("bytes=80000-", Assert.Single(server.RangesAsked));
+
+        // The rerun asks for the whole file (no Range) and gets the right bytes.
+        var again = CliRunner.Run("download-model", "RN50", "--output", dir, "--url", server.Url, "--sha256", expected);
+        Assert.True(again.ExitCode == 0, again.Error);
+        Assert.Null(server.RangesAsked[1]);
+        Assert.Equal(content, File.ReadAllBytes(target));
+        Directory.Delete(dir, true);
+    }
+
+    [Fact]
+    public void A_dataset_archive_with_a_wrong_sha256_is_neither_kept_nor_unpacked()
+    {
+        string dir = Directory.CreateTempSubdirectory("cnclip-dl").FullName, expected = new string('0', 64);
+        byte[] archive = Payload(30_000);
+        using var server = new LocalFileServer(archive);
+        var r = CliRunner.Run("download-dataset", "COCO-CN", "--output", dir, "--url", server.Url, "--sha256", expected);
+        Assert.Equal(ExitCodes.BadInput, r.ExitCode);
+        Assert.EndsWith($"{Path.Combine(dir, "COCO-CN.zip")}: SHA-256 mismatch: expected {expected}, got {Sha256(archive)} " +
+            "(kept as COCO-CN.zip.bad; run again to download afresh)\n", r.Error);
+        Assert.Equal(["COCO-CN.zip.bad"], Directory.GetFileSystemEntries(dir).Select(Path.GetFileName));
+
+        var malformed = CliRunner.Run("download-dataset", "COCO-CN", "--output", dir, "--url", server.Url, "--sha256", "abc123");
+        Assert.Equal("cnclip: error: --sha256 abc123: 64 hexadecimal digits expected\n", malformed.Error);
+        Assert.Single(server.RangesAsked); // the malformed hash was refused before any request
         Directory.Delete(dir, true);
     }
 

@@ -26,8 +26,9 @@ public static class ConvertPrivateDataCommand
                 throw new CliException($"--splits {text}: three non-negative fractions summing to 1 are required, e.g. 0.9,0.05,0.05");
             string outDir = r.GetValue(output)!.FullName;
             var summary = PrivateDataConverter.Convert(r.GetValue(input)!, outDir, fractions, r.GetValue(seed));
-            io.Error.WriteLine($"{summary.ImagesKept} images ({summary.DuplicateImagesMerged} duplicates merged), {summary.Captions} captions, " +
-                $"{summary.Rejected} rejected (see {Path.Combine(outDir, "rejects.jsonl")}); " +
+            io.Error.WriteLine($"{summary.ImagesSeen} images seen: {summary.ImagesKept} kept, {summary.DuplicateImagesMerged} duplicates merged, " +
+                $"{summary.ImagesRejected} rejected; {summary.Captions} captions; {summary.OtherRejected} other files or lines rejected " +
+                $"(see {Path.Combine(outDir, "rejects.jsonl")}); " +
                 string.Join(", ", summary.Splits.Select(s => $"{s.Key} {s.Value.Images}/{s.Value.Texts}")));
             return ExitCodes.Success;
         }));

@@ -1,6 +1,8 @@
 // cnclip download-model / download-dataset: the released checkpoints, the vocab and the evaluation datasets, with
-// resume, progress and unpacking; --url overrides the public default (a mirror, or a local server).
+// resume, progress and unpacking; --url overrides the public default (a mirror, or a local server); --sha256 checks
+// the file. Each run fetches the one file NAME stands for, so one hash always names exactly one file.
 using System.CommandLine;
+using System.Text.RegularExpressions;
 using ChineseClip.Data.Downloads;
 
 namespace ChineseClip.Cli.Commands;
@@ -18,12 +20,24 @@ public static class DownloadCommands
         var name = new Argument<string>("NAME") { Description = string.Join(", ", known.Select(k => k.Name)) };
         var output = new Option<DirectoryInfo>("--output") { Description = "folder to download into", Required = true };
         var url = new Option<string?>("--url") { Description = "download from this URL instead of the public default" };
-        var command = new Command(verb, description) { name, output, url };
+        var sha256 = new Option<string?>("--sha256")
+        {
+            HelpName = "HEX",
+            Description = "the SHA-256 (64 hex digits) that the one file NAME downloads must have (for a dataset, its .zip before unpacking); " +
+                "on a mismatch the run fails, no final file is left and the download is kept as FILE.bad (a rerun starts afresh)",
+        };
+        var command = new Command(verb, description) { name, output, url, sha256 };
         command.SetAction(r => CliApp.Guard(io, () =>
         {
             string wanted = r.GetValue(name)!;
             var item = known.FirstOrDefault(k => k.Name.Equals(wanted, StringComparison.OrdinalIgnoreCase))
                 ?? throw new CliException($"unknown name '{wanted}': use one of {string.Join(", ", known.Select(k => k.Name))}");
+            if (r.GetValue(sha256) is { } hash)
+            {
+                if (!Regex.IsMatch(hash, "^[0-9a-fA-F]{64}$"))
+                    throw new CliException($"--sha256 {hash}: 64 hexadecimal digits expected");
+                item = item with { Sha256 = hash };
+            }
             using var http = new HttpClient { Timeout = TimeSpan.FromHours(6) };
             try
             {

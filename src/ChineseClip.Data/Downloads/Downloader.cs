@@ -39,22 +39,23 @@ public sealed class DownloadException(string message, Exception? inner = null) :
 public sealed class Downloader(HttpClient http, TextWriter progress)
 {
     /// <summary>Downloads to <c>DIR/FileName</c> (resuming a <c>.part</c> file), checks SHA-256 when known, and for
-    /// archives unpacks into <c>DIR/Name</c>. Returns the final path.</summary>
+    /// archives unpacks into <c>DIR/Name</c>. Returns the final path. A download whose hash differs never becomes the
+    /// final file: it is moved to <c>FileName.bad</c>, so that the next run starts afresh instead of resuming it.</summary>
     public async Task<string> GetAsync(DownloadItem item, string outputDir, string? urlOverride = null, CancellationToken cancel = default)
     {
         Directory.CreateDirectory(outputDir);
         string target = Path.Combine(outputDir, item.FileName);
-        string url = urlOverride ?? item.Url;
-        if (!File.Exists(target)) await FetchAsync(url, target, cancel);
-        else progress.WriteLine($"{target} exists; not downloading again");
-        if (item.Sha256 is { } expected)
+        if (File.Exists(target))
         {
-            string actual = Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(target)));
-            if (!actual.Equals(expected, StringComparison.OrdinalIgnoreCase))
-            {
-                File.Move(target, target + ".bad", overwrite: true);
-                throw new DownloadException($"{target}: SHA-256 {actual} differs from the expected {expected} (moved to .bad)");
-            }
+            progress.WriteLine($"{target} exists; not downloading again");
+            Verify(target, target, item.Sha256);
+        }
+        else
+        {
+            string part = target + ".part";
+            await FetchAsync(urlOverride ?? item.Url, target, part, cancel);
+            Verify(part, target, item.Sha256);
+            File.Move(part, target, overwrite: true);
         }
         if (!item.Unzip) return target;
         string folder = Path.Combine(outputDir, item.Name);
@@ -79,9 +80,25 @@ public sealed class Downloader(HttpClient http, TextWriter progress)
         return folder;
     }
 
-    async Task FetchAsync(string url, string target, CancellationToken cancel)
+    void Verify(string file, string target, string? expected)
     {
-        string part = target + ".part";
+        if (expected is null) return;
+        string actual;
+        using (var stream = File.OpenRead(file)) actual = Convert.ToHexStringLower(SHA256.HashData(stream));
+        if (actual.Equals(expected, StringComparison.OrdinalIgnoreCase))
+        {
+            progress.WriteLine($"{Path.GetFileName(target)}: SHA-256 {actual} as expected");
+            return;
+        }
+        string bad = target + ".bad";
+        File.Move(file, bad, overwrite: true);
+        throw new DownloadException($"{target}: SHA-256 mismatch: expected {expected.ToLowerInvariant()}, got {actual} " +
+            $"(kept as {Path.GetFileName(bad)}; run again to download afresh)");
+    }
+
+    // Leaves the whole file in `part`; the caller checks it and moves it into place.
+    async Task FetchAsync(string url, string target, string part, CancellationToken cancel)
+    {
         long have = File.Exists(part) ? new FileInfo(part).Length : 0;
         using var request = new HttpRequestMessage(HttpMethod.Get, url);
         if (have > 0) request.Headers.Range = new RangeHeaderValue(have, null);
@@ -97,10 +114,7 @@ public sealed class Downloader(HttpClient http, TextWriter progress)
         using (response)
         {
             if (response.StatusCode == HttpStatusCode.RequestedRangeNotSatisfiable && have > 0)
-            {
-                File.Move(part, target, overwrite: true); // the .part file was already complete
-                return;
-            }
+                return; // the .part file was already complete
             if (!response.IsSuccessStatusCode)
                 throw new DownloadException($"{url}: HTTP {(int)response.StatusCode} {response.ReasonPhrase}");
             bool resumed = response.StatusCode == HttpStatusCode.PartialContent;
@@ -128,7 +142,6 @@ public sealed class Downloader(HttpClient http, TextWriter progress)
                 if (total is long expected && done != expected)
                     throw new DownloadException($"{url}: connection closed at {done} of {expected} bytes; run again to resume");
             }
-            File.Move(part, target, overwrite: true);
         }
     }
 }

@@ -1,6 +1,7 @@
 // Turns a user's own images and captions into the official layout ({split}_imgs.tsv, {split}_texts.jsonl), the step
 // the official project leaves to its users. Input: a folder tree of images with same-name .txt captions (one caption
-// per line), or a manifest (.jsonl with "image" and "caption"/"captions", or .csv with image,caption columns).
+// per line), or a manifest (.jsonl with "image" and "caption"/"captions", or .csv with image,caption columns, or a
+// header row naming them among others). Captions are UTF-8, or UTF-16 with a byte-order mark.
 // Every image is decoded once; identical images (same bytes) are merged; ids come from content, so they are stable
 // across runs; the split is by image and deterministic for a seed. Nothing is dropped silently: every rejected item
 // is written to rejects.jsonl with its reason, and one bad file never stops the run.
@@ -15,10 +16,14 @@ using ChineseClip.Model.Imaging;
 
 namespace ChineseClip.Data.Private;
 
+/// <summary>ImagesSeen = ImagesKept + DuplicateImagesMerged + ImagesRejected; Rejected = ImagesRejected + OtherRejected
+/// (files that are no images, unused caption files, manifest lines, folders).</summary>
 public sealed record PrivateDataSummary(int ImagesSeen, int ImagesKept, int DuplicateImagesMerged, int Captions, int Rejected,
+    int ImagesRejected, int OtherRejected,
     IReadOnlyDictionary<string, (int Images, int Texts)> Splits);
 
-public sealed record Reject(string Item, string Reason);
+/// <param name="Image">The reject is an image (a folder's image file, or a manifest's image path) that was not kept.</param>
+public sealed record Reject(string Item, string Reason, bool Image = false);
 
 public static class PrivateDataConverter
 {
@@ -30,6 +35,17 @@ public static class PrivateDataConverter
     {
         public required string Path { get; init; }
         public List<string> Captions { get; } = new();
+        /// <summary>The manifest that names the image, and its lines that do; null for a folder's image.</summary>
+        public string? Manifest { get; init; }
+        public List<int> Lines { get; } = new();
+
+        /// <summary>A rejection naming the image, or for a manifest its first line (the image path in the reason).</summary>
+        public Reject Rejected(string reason)
+        {
+            if (Manifest is null) return new(Path, reason, Image: true);
+            string also = Lines.Count switch { 1 => "", 2 => $" (also on line {Lines[1]})", _ => $" (also on lines {string.Join(", ", Lines.Skip(1))})" };
+            return new($"{Manifest}:{Lines[0]}", $"{Path}: {reason}{also}", Image: true);
+        }
     }
 
     public static PrivateDataSummary Convert(string input, string outputDir, double[] fractions, int seed, long maxPixels = ImageTransform.DefaultMaxPixels)
@@ -37,8 +53,9 @@ public static class PrivateDataConverter
         if (fractions.Length != 3 || fractions.Any(f => f < 0) || Math.Abs(fractions.Sum() - 1) > 1e-6)
             throw new ArgumentException($"--splits {string.Join(",", fractions)}: three non-negative fractions summing to 1 are required");
         var rejects = new List<Reject>();
-        List<Item> items = Directory.Exists(input) ? FromFolder(input, rejects)
-            : File.Exists(input) ? FromManifest(input, rejects)
+        int imagesSeen = 0;
+        List<Item> items = Directory.Exists(input) ? FromFolder(input, outputDir, rejects, out imagesSeen)
+            : File.Exists(input) ? FromManifest(input, rejects, out imagesSeen)
             : throw new FileNotFoundException($"{input}: no such folder or manifest", input);
 
         // Validate, hash and merge identical images; captions are kept in first-seen order without repeats.
@@ -47,14 +64,12 @@ public static class PrivateDataConverter
         int duplicates = 0;
         foreach (var item in items)
         {
-            byte[] bytes;
-            try { bytes = File.ReadAllBytes(item.Path); }
-            catch (IOException e) { rejects.Add(new(item.Path, $"unreadable: {e.Message}")); continue; }
-            if (bytes.Length == 0) { rejects.Add(new(item.Path, "empty file")); continue; }
+            if (ReadImage(item.Path, out byte[] bytes) is { } unreadable) { rejects.Add(item.Rejected(unreadable)); continue; }
+            if (bytes.Length == 0) { rejects.Add(item.Rejected("empty file")); continue; }
             try { transform.ToRgbBytes(bytes); }
-            catch (InvalidImageException e) { rejects.Add(new(item.Path, e.Message)); continue; }
+            catch (InvalidImageException e) { rejects.Add(item.Rejected(e.Message)); continue; }
             var captions = item.Captions.Select(c => c.Trim()).Where(c => c.Length > 0).ToList();
-            if (captions.Count == 0) { rejects.Add(new(item.Path, "no caption")); continue; }
+            if (captions.Count == 0) { rejects.Add(item.Rejected("no caption")); continue; }
             string hash = System.Convert.ToHexString(SHA256.HashData(bytes));
             if (byHash.TryGetValue(hash, out var existing))
             {
@@ -103,13 +118,32 @@ public static class PrivateDataConverter
             using var w = new StreamWriter(stream, StrictUtf8, 1 << 16, leaveOpen: true) { NewLine = "\n" };
             foreach (var r in rejects) w.WriteLine(JsonSerializer.Serialize(new { item = r.Item, reason = r.Reason }, json));
         });
-        var summary = new PrivateDataSummary(items.Count, images.Count, duplicates, images.Sum(i => i.Captions.Count), rejects.Count, splitCounts);
+        int imagesRejected = rejects.Count(r => r.Image);
+        var summary = new PrivateDataSummary(imagesSeen, images.Count, duplicates, images.Sum(i => i.Captions.Count), rejects.Count,
+            imagesRejected, rejects.Count - imagesRejected, splitCounts);
         AtomicFile.Write(Path.Combine(outputDir, "summary.json"), stream => stream.Write(Encoding.UTF8.GetBytes(JsonSerializer.Serialize(new
         {
             input, images_seen = summary.ImagesSeen, images_kept = summary.ImagesKept, duplicate_images_merged = duplicates,
-            captions = summary.Captions, rejected = summary.Rejected, seed, splits = splitCounts.ToDictionary(kv => kv.Key, kv => new { images = kv.Value.Item1, texts = kv.Value.Item2 }),
+            captions = summary.Captions, rejected = summary.Rejected, images_rejected = imagesRejected, other_rejected = summary.OtherRejected, seed, splits = splitCounts.ToDictionary(kv => kv.Key, kv => new { images = kv.Value.Item1, texts = kv.Value.Item2 }),
         }, json))));
         return summary;
+    }
+
+    /// <summary>Why the file cannot be read, or null with its bytes.</summary>
+    static string? ReadImage(string path, out byte[] bytes)
+    {
+        bytes = [];
+        try
+        {
+            bytes = File.ReadAllBytes(path);
+            return null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return Directory.Exists(path) ? "a folder, not an image file"
+                : e is FileNotFoundException or DirectoryNotFoundException ? "no such file"
+                : $"unreadable: {e.Message}";
+        }
     }
 
     static long StableId(string content, HashSet<long> used)
@@ -126,78 +160,205 @@ public static class PrivateDataConverter
         return u < fractions[0] ? 0 : u < fractions[0] + fractions[1] ? 1 : 2;
     }
 
-    static List<Item> FromFolder(string root, List<Reject> rejects)
+    // The folder walk, in ordinal order of names. A caption file pairs with the image of the same stem in its folder
+    // (x.png with x.txt, or x.TXT); one no image uses is reported. Linked folders are read, each real folder once, so a
+    // link back up the tree ends. The output folder, when it lies inside the input, is not read (a rerun sees what the
+    // first run saw).
+    static List<Item> FromFolder(string root, string outputDir, List<Reject> rejects, out int imagesSeen)
     {
         var items = new List<Item>();
-        foreach (string path in Directory.EnumerateFiles(root, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
-        {
-            string extension = Path.GetExtension(path).ToLowerInvariant();
-            if (extension == ".txt") continue;
-            if (!ImageExtensions.Contains(extension)) { rejects.Add(new(path, $"not an image extension ({extension})")); continue; }
-            var item = new Item { Path = path };
-            string captionFile = Path.ChangeExtension(path, ".txt");
-            if (!File.Exists(captionFile)) { rejects.Add(new(path, $"no caption file {Path.GetFileName(captionFile)}")); continue; }
-            string? text = ReadUtf8(captionFile, rejects);
-            if (text is null) continue;
-            item.Captions.AddRange(text.Split('\n').Select(l => l.TrimEnd('\r')));
-            items.Add(item);
-        }
+        int seen = 0;
+        var visited = new HashSet<string>(StringComparer.Ordinal);
+        string output = RealPath(outputDir);
+        Walk(root);
+        imagesSeen = seen;
         return items;
+
+        void Walk(string folder)
+        {
+            string real;
+            try { real = RealPath(folder); }
+            catch (IOException e) { rejects.Add(new(folder, $"folder unreadable: {e.Message}")); return; }
+            if (real == output) return;
+            if (!visited.Add(real))
+            {
+                rejects.Add(new(folder, $"folder already read as {real}: a symbolic link loop or a second link to one folder, skipped"));
+                return;
+            }
+            string[] files, folders;
+            try
+            {
+                files = Directory.GetFiles(folder).Order(StringComparer.Ordinal).ToArray();
+                folders = Directory.GetDirectories(folder).Order(StringComparer.Ordinal).ToArray();
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                rejects.Add(new(folder, BadName(folder) ?? $"folder unreadable: {e.Message}"));
+                return;
+            }
+            var captionFiles = files.Where(f => Path.GetExtension(f).Equals(".txt", StringComparison.OrdinalIgnoreCase) && BadName(f) is null)
+                .ToLookup(Path.GetFileNameWithoutExtension, StringComparer.Ordinal);
+            var used = new HashSet<string>(StringComparer.Ordinal);
+            foreach (string path in files)
+            {
+                if (BadName(path) is { } badName) { rejects.Add(new(path, badName)); continue; }
+                string extension = Path.GetExtension(path).ToLowerInvariant();
+                if (extension == ".txt") continue;
+                if (!ImageExtensions.Contains(extension)) { rejects.Add(new(path, $"not an image extension ({extension})")); continue; }
+                seen++;
+                string stem = Path.GetFileNameWithoutExtension(path);
+                // x.txt before x.TXT when both are there; the other is then reported as unused.
+                string? captionFile = captionFiles[stem].OrderBy(c => Path.GetExtension(c) == ".txt" ? 0 : 1).ThenBy(c => c, StringComparer.Ordinal).FirstOrDefault();
+                if (captionFile is null) { rejects.Add(new(path, $"no caption file {stem}.txt", Image: true)); continue; }
+                used.Add(captionFile);
+                string? text = ReadText(captionFile, out string? problem);
+                if (text is null)
+                {
+                    rejects.Add(new(path, $"caption file {Path.GetFileName(captionFile)} {problem}", Image: true));
+                    continue;
+                }
+                var item = new Item { Path = path };
+                item.Captions.AddRange(text.Split('\n').Select(l => l.TrimEnd('\r')));
+                items.Add(item);
+            }
+            foreach (string captionFile in captionFiles.SelectMany(g => g).Where(c => !used.Contains(c)).Order(StringComparer.Ordinal))
+                rejects.Add(new(captionFile, NoImageReason));
+            foreach (string sub in folders) Walk(sub);
+        }
     }
 
-    static string? ReadUtf8(string path, List<Reject> rejects)
+    static readonly string NoImageReason = $"caption file with no image of the same name ({string.Join(", ", ImageExtensions)})";
+
+    // On Linux a name that is not valid UTF-8 reaches .NET with U+FFFD in it, and that name opens nothing.
+    static string? BadName(string path) =>
+        Path.GetFileName(path).Contains('\uFFFD') && !File.Exists(path) && !Directory.Exists(path)
+            ? "file name is not valid UTF-8 (a GBK name from a Windows archive?): rename it, e.g. convmv -f GBK -t UTF-8 --notest"
+            : null;
+
+    /// <summary>The path with every symbolic link resolved, component by component from the root.</summary>
+    static string RealPath(string path)
     {
-        byte[] bytes = File.ReadAllBytes(path);
-        int start = bytes.Length >= 3 && bytes[0] == 0xEF && bytes[1] == 0xBB && bytes[2] == 0xBF ? 3 : 0;
-        try { return StrictUtf8.GetString(bytes, start, bytes.Length - start); }
-        catch (DecoderFallbackException)
+        string full = Path.GetFullPath(path);
+        string current = Path.GetPathRoot(full)!;
+        foreach (string part in full[current.Length..].Split(Path.DirectorySeparatorChar, StringSplitOptions.RemoveEmptyEntries))
         {
-            rejects.Add(new(path, "caption file is not UTF-8 (GBK or another legacy encoding?): convert it, e.g. iconv -f GBK -t UTF-8"));
+            string next = Path.Combine(current, part);
+            FileSystemInfo? target = Directory.Exists(next) ? new DirectoryInfo(next).ResolveLinkTarget(returnFinalTarget: true) : null;
+            current = target is null ? next : RealPath(target.FullName);
+        }
+        return current;
+    }
+
+    /// <summary>The text of a UTF-8 file (a BOM is dropped), or of a UTF-16 one with its byte-order mark (what
+    /// Windows Notepad saves as "Unicode"); or null and why not. Other encodings are refused, not guessed.</summary>
+    static string? ReadText(string path, out string? problem)
+    {
+        problem = null;
+        byte[] bytes;
+        try { bytes = File.ReadAllBytes(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            problem = $"unreadable: {e.Message}";
             return null;
         }
+        string text;
+        try
+        {
+            text = bytes switch
+            {
+                [0xEF, 0xBB, 0xBF, ..] => StrictUtf8.GetString(bytes, 3, bytes.Length - 3),
+                [0xFF, 0xFE, ..] => StrictUtf16(bigEndian: false).GetString(bytes, 2, bytes.Length - 2),
+                [0xFE, 0xFF, ..] => StrictUtf16(bigEndian: true).GetString(bytes, 2, bytes.Length - 2),
+                _ => StrictUtf8.GetString(bytes),
+            };
+        }
+        catch (DecoderFallbackException)
+        {
+            problem = bytes is [0xFF, 0xFE, ..] or [0xFE, 0xFF, ..]
+                ? "starts with a UTF-16 byte-order mark but is not valid UTF-16"
+                : "is not UTF-8 (GBK or another legacy encoding?): convert it, e.g. iconv -f GBK -t UTF-8";
+            return null;
+        }
+        // UTF-16 of ASCII text without a mark is valid UTF-8 with a NUL after every letter; no caption holds NULs.
+        if (text.Contains('\0'))
+        {
+            problem = "holds NUL characters (UTF-16 without a byte-order mark?): save it as UTF-8";
+            return null;
+        }
+        return text;
     }
 
-    static List<Item> FromManifest(string manifest, List<Reject> rejects)
+    static UnicodeEncoding StrictUtf16(bool bigEndian) => new(bigEndian, byteOrderMark: false, throwOnInvalidBytes: true);
+
+    static List<Item> FromManifest(string manifest, List<Reject> rejects, out int imagesSeen)
     {
+        imagesSeen = 0;
         string folder = Path.GetDirectoryName(Path.GetFullPath(manifest))!;
         var byPath = new Dictionary<string, Item>();
         var order = new List<Item>();
-        void Add(string image, IEnumerable<string> captions)
-        {
-            string path = Path.GetFullPath(Path.Combine(folder, image));
-            if (!byPath.TryGetValue(path, out var item)) { byPath[path] = item = new Item { Path = path }; order.Add(item); }
-            item.Captions.AddRange(captions);
-        }
-        string? text = ReadUtf8(manifest, rejects);
-        if (text is null) return order;
+        string? text = ReadText(manifest, out string? problem);
+        if (text is null) { rejects.Add(new(manifest, $"manifest {problem}")); return order; }
         string[] lines = text.Split('\n').Select(l => l.TrimEnd('\r')).ToArray();
         bool csv = manifest.EndsWith(".csv", StringComparison.OrdinalIgnoreCase);
-        for (int n = csv ? 1 : 0; n < lines.Length; n++)
+        // A .csv's first row is a header when it names an image column and a caption column (in any order, beside
+        // any others); otherwise every row is data, image then caption.
+        var (imageColumn, captionColumn, columns, first) = (0, 1, "image,caption", 0);
+        if (csv && lines.Length > 0 && SplitCsvLine(lines[0]) is { } header)
+        {
+            var names = header.Select(h => h.Trim().ToLowerInvariant()).ToList();
+            int i = names.FindIndex(ImageColumns.Contains), c = names.FindIndex(CaptionColumns.Contains);
+            if (i >= 0 && c >= 0) (imageColumn, captionColumn, columns, first) = (i, c, string.Join(",", header), 1);
+        }
+        for (int n = first; n < lines.Length; n++)
         {
             string line = lines[n];
             if (line.Trim().Length == 0) continue;
             string where = $"{manifest}:{n + 1}";
+            string? image;
+            List<string> captions;
             if (csv)
             {
                 var fields = SplitCsvLine(line);
-                if (fields is null || fields.Count < 2) { rejects.Add(new(where, "expected image,caption")); continue; }
-                Add(fields[0], [fields[1]]);
-                continue;
+                if (fields is null) { rejects.Add(new(where, "a quoted field is not closed (line breaks inside a field are not supported)")); continue; }
+                if (fields.Count <= Math.Max(imageColumn, captionColumn)) { rejects.Add(new(where, $"expected the columns {columns}")); continue; }
+                (image, captions) = (fields[imageColumn], [fields[captionColumn]]);
             }
-            try
-            {
-                var o = JsonDocument.Parse(line).RootElement;
-                if (!o.TryGetProperty("image", out var image) || image.ValueKind != JsonValueKind.String)
-                { rejects.Add(new(where, "field 'image' missing or not a string")); continue; }
-                var captions = o.TryGetProperty("captions", out var list) && list.ValueKind == JsonValueKind.Array
-                    ? list.EnumerateArray().Where(c => c.ValueKind == JsonValueKind.String).Select(c => c.GetString()!).ToList()
-                    : o.TryGetProperty("caption", out var one) && one.ValueKind == JsonValueKind.String ? [one.GetString()!] : new List<string>();
-                if (captions.Count == 0) { rejects.Add(new(where, "field 'caption' or 'captions' missing")); continue; }
-                Add(image.GetString()!, captions);
-            }
-            catch (JsonException e) { rejects.Add(new(where, $"invalid JSON: {e.Message}")); }
+            else if (ParseJsonLine(line, out image, out captions) is { } bad) { rejects.Add(new(where, bad)); continue; }
+            if (image!.Trim().Length == 0) { rejects.Add(new(where, "empty image path")); continue; }
+            string path = Path.GetFullPath(Path.Combine(folder, image));
+            if (!byPath.TryGetValue(path, out var item)) { byPath[path] = item = new Item { Path = path, Manifest = manifest }; order.Add(item); }
+            item.Lines.Add(n + 1);
+            item.Captions.AddRange(captions);
         }
+        imagesSeen = order.Count;
         return order;
+    }
+
+    static readonly string[] ImageColumns = ["image", "image_path", "path", "file", "filename"];
+    static readonly string[] CaptionColumns = ["caption", "text"];
+
+    /// <summary>One .jsonl line: {"image": path, "caption": text} and/or "captions": [texts]. Null, or why not.</summary>
+    static string? ParseJsonLine(string line, out string? image, out List<string> captions)
+    {
+        (image, captions) = (null, new List<string>());
+        JsonDocument document;
+        try { document = JsonDocument.Parse(line); }
+        catch (JsonException e) { return $"invalid JSON: {e.Message}"; }
+        using (document)
+        {
+            var o = document.RootElement;
+            if (o.ValueKind != JsonValueKind.Object) return "expected a JSON object";
+            if (!o.TryGetProperty("image", out var path) || path.ValueKind != JsonValueKind.String) return "field 'image' missing or not a string";
+            image = path.GetString();
+            bool one = o.TryGetProperty("caption", out var caption), many = o.TryGetProperty("captions", out var list);
+            if (!one && !many) return "field 'caption' or 'captions' missing";
+            if (one && caption.ValueKind != JsonValueKind.String) return "field 'caption' is not a string";
+            if (many && (list.ValueKind != JsonValueKind.Array || list.EnumerateArray().Any(c => c.ValueKind != JsonValueKind.String)))
+                return "field 'captions' is not a list of strings";
+            if (one) captions.Add(caption.GetString()!);
+            if (many) captions.AddRange(list.EnumerateArray().Select(c => c.GetString()!));
+            return null;
+        }
     }
 
     // RFC 4180 fields of one line (quoted fields may hold commas and doubled quotes; no embedded newlines). Written
