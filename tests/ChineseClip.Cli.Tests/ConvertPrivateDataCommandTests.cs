@@ -224,6 +224,16 @@ public class ConvertPrivateDataCommandTests
             ["named.csv:7"] = "expected the columns source,caption,image",
         }, named.Rejects);
 
+        // A quoted caption over two lines is one record, named by its first line; a quote that never closes costs
+        // its own line only, and the rows after it are read.
+        var multiline = Convert("multi.csv", "image,caption\na.png,\"第一行\n第二行\"\nb.png,\"没有结束\nmissing.png,后面一行\n");
+        Assert.Equal(["第一行\n第二行"], multiline.Texts);
+        Assert.Equal(new Dictionary<string, string>
+        {
+            ["multi.csv:4"] = "a quoted field is never closed",
+            ["multi.csv:5"] = "missing.png: no such file",
+        }, multiline.Rejects);
+
         var jsonl = Convert("rows.jsonl", string.Join("\n",
             "[1, 2]", "42", "null",
             "{\"image\": \"a.png\", \"captions\": [\"好\", 7]}",
@@ -300,6 +310,22 @@ public class ConvertPrivateDataCommandTests
         Assert.Equal(3, summary.GetProperty("rejected").GetInt32());
         Directory.Delete(dir, true);
         Directory.Delete(elsewhere, true);
+    }
+
+    [Fact]
+    public void A_manifest_that_cannot_be_read_is_a_one_line_error_and_nothing_is_written()
+    {
+        string dir = Directory.CreateTempSubdirectory("cnclip-manifest-gbk").FullName;
+        File.WriteAllBytes(Path.Combine(dir, "a.png"), Png(1));
+        string manifest = Path.Combine(dir, "m.csv"), output = Path.Combine(dir, "out");
+        File.WriteAllBytes(manifest, [.. Encoding.ASCII.GetBytes("a.png,"), 0xBA, 0xEC, 0xC9, 0xAB, (byte)'\n']); // 红色 in GBK
+        var r = CliRunner.Run("convert-private-data", "--input", manifest, "--output", output, "--splits", "1,0,0");
+        Assert.Equal(ExitCodes.BadInput, r.ExitCode);
+        string line = Assert.Single(r.Error.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.StartsWith($"cnclip: error: {manifest}: manifest ", line);
+        Assert.Contains("UTF-8", line);
+        Assert.False(Directory.Exists(output) && Directory.EnumerateFileSystemEntries(output).Any(), "outputs were written");
+        Directory.Delete(dir, true);
     }
 
     [Fact]

@@ -296,8 +296,8 @@ public static class PrivateDataConverter
         string folder = Path.GetDirectoryName(Path.GetFullPath(manifest))!;
         var byPath = new Dictionary<string, Item>();
         var order = new List<Item>();
-        string? text = ReadText(manifest, out string? problem);
-        if (text is null) { rejects.Add(new(manifest, $"manifest {problem}")); return order; }
+        // A manifest that cannot be read is the whole input gone wrong, not one bad item: an error, nothing written.
+        string text = ReadText(manifest, out string? problem) ?? throw new InvalidDataException($"{manifest}: manifest {problem}");
         string[] lines = text.Split('\n').Select(l => l.TrimEnd('\r')).ToArray();
         bool csv = manifest.EndsWith(".csv", StringComparison.OrdinalIgnoreCase);
         // A .csv's first row is a header when it names an image column and a caption column (in any order, beside
@@ -313,13 +313,28 @@ public static class PrivateDataConverter
         {
             string line = lines[n];
             if (line.Trim().Length == 0) continue;
-            string where = $"{manifest}:{n + 1}";
+            int recordLine = n + 1;
+            string where = $"{manifest}:{recordLine}";
             string? image;
             List<string> captions;
             if (csv)
             {
+                // A quoted field may hold line breaks (a caption typed with Alt+Enter in a spreadsheet): the record
+                // goes on over the next lines until its quotes close, and is named by its first line. A quote that
+                // never closes rejects its own line only; the lines after it are read as records again.
+                int start = n;
                 var fields = SplitCsvLine(line);
-                if (fields is null) { rejects.Add(new(where, "a quoted field is not closed (line breaks inside a field are not supported)")); continue; }
+                while (fields is null && n + 1 < lines.Length)
+                {
+                    line += "\n" + lines[++n];
+                    fields = SplitCsvLine(line);
+                }
+                if (fields is null)
+                {
+                    rejects.Add(new(where, "a quoted field is never closed"));
+                    n = start;
+                    continue;
+                }
                 if (fields.Count <= Math.Max(imageColumn, captionColumn)) { rejects.Add(new(where, $"expected the columns {columns}")); continue; }
                 (image, captions) = (fields[imageColumn], [fields[captionColumn]]);
             }
@@ -327,7 +342,7 @@ public static class PrivateDataConverter
             if (image!.Trim().Length == 0) { rejects.Add(new(where, "empty image path")); continue; }
             string path = Path.GetFullPath(Path.Combine(folder, image));
             if (!byPath.TryGetValue(path, out var item)) { byPath[path] = item = new Item { Path = path, Manifest = manifest }; order.Add(item); }
-            item.Lines.Add(n + 1);
+            item.Lines.Add(recordLine);
             item.Captions.AddRange(captions);
         }
         imagesSeen = order.Count;
@@ -361,8 +376,9 @@ public static class PrivateDataConverter
         }
     }
 
-    // RFC 4180 fields of one line (quoted fields may hold commas and doubled quotes; no embedded newlines). Written
-    // here because the manifest needs just this and no CSV package is referenced by the data library.
+    // RFC 4180 fields of one record (quoted fields may hold commas, doubled quotes and line breaks); null while a quoted
+    // field is still open. Written here because the manifest needs just this, with the manifest's own line numbers in
+    // every reject, and no CSV package is referenced by the data library.
     static List<string>? SplitCsvLine(string line)
     {
         var fields = new List<string>();
