@@ -1,6 +1,6 @@
 // The cluster, declared: redis (a container where a container engine answers, else redis-server as an executable,
 // else the embedded Garnet server project),
-// the coordinator, N training workers (cuda:i per worker when Cluster:Gpus is set, else cpu), M preprocessors that turn
+// the coordinator, N training workers (worker i on cuda:i where there is such a GPU, or as Cluster:Gpus says, else cpu), M preprocessors that turn
 // each stage's training data into shards from the Redis queue (Cluster:Preprocessors=0: workers decode it), and, unless
 // Cluster:Demo is false, the embedded demo: demo data, then its three-stage schedule submitted by `cnclip submit`.
 // The coordinator and the workers are healthy when their /health answers 200 (the coordinator's: schedules loaded
@@ -12,7 +12,7 @@ using ChineseClip.AppHost;
 var builder = DistributedApplication.CreateBuilder(args);
 var config = builder.Configuration;
 int workers = Setting("Cluster:Workers", 2);
-int gpus = Setting("Cluster:Gpus", 0);
+int? gpus = config["Cluster:Gpus"] is null ? null : Setting("Cluster:Gpus", 0);
 int preprocessors = Setting("Cluster:Preprocessors", 1);
 bool demo = !string.Equals(config["Cluster:Demo"], "false", StringComparison.OrdinalIgnoreCase);
 string runs = Path.GetFullPath(config["Cluster:RunsDirectory"] ?? Path.Combine(builder.AppHostDirectory, "..", "runs"));
@@ -37,12 +37,15 @@ var coordinator = builder.AddProject<Projects.ChineseClip_Coordinator>("coordina
 
 for (int i = 0; i < workers; i++)
 {
-    string name = $"worker-{i}", device = i < gpus ? $"cuda:{i}" : "cpu";
+    // Cluster:Gpus set: workers below it on cuda:i, the rest on the CPU. Unset: each worker takes GPU i if its libtorch
+    // sees one ("auto"), else the CPU.
+    string name = $"worker-{i}", device = gpus is null ? "auto" : i < gpus ? $"cuda:{i}" : "cpu";
     var worker = builder.AddProject<Projects.ChineseClip_Worker>(name)
         .WithHttpHealthCheck("/health", endpointName: "http")
         .WithReference(coordinator).WaitFor(coordinator)
         .WithEnvironment("Worker__Name", name)
         .WithEnvironment("Worker__Device", device)
+        .WithEnvironment("Worker__GpuIndex", i.ToString())
         .WithEnvironment("Worker__Threads", threadsPerWorker)
         .WithEnvironment("Worker__Token", config["Cluster:Token"] ?? "");
     if (preprocessors > 0) worker.WithReference(redis).WaitFor(redis);

@@ -23,6 +23,11 @@ public static class DeviceSettings
         return device;
     }
 
+    /// <summary>What a worker set to "auto" trains on: "cuda:<paramref name="index"/>" when libtorch sees more than
+    /// <paramref name="index"/> CUDA devices, else "cpu" (no GPU, or a CPU-only libtorch).</summary>
+    public static string Auto(int index) =>
+        index >= 0 && cuda.is_available() && cuda.device_count() > index ? $"cuda:{index}" : "cpu";
+
     /// <summary>Process-wide CUDA switches: TF32 for float32 matrix products and convolutions, and which
     /// scaled_dot_product_attention kernels libtorch may pick.</summary>
     public static void ApplyCudaSwitches(bool tf32, string sdpaBackend)

@@ -35,4 +35,10 @@ public class DeviceSettingsTests
         var e = Assert.Throws<DeviceUnavailableException>(() => new Trainer(Bind("\"device\": \"cuda:0\""), TextWriter.Null).Run());
         Assert.StartsWith("device 'cuda:0': no CUDA device (torch.cuda.is_available() is false with libtorch /", e.Message);
     }
+    // The test build's libtorch is the CPU-only package: an "auto" worker must fall back to the CPU, whatever its index.
+    [Theory]
+    [InlineData(0)]
+    [InlineData(3)]
+    [InlineData(-1)]
+    public void Auto_is_the_cpu_where_libtorch_sees_no_gpu(int index) => Assert.Equal("cpu", DeviceSettings.Auto(index));
 }

@@ -13,8 +13,11 @@ public sealed class WorkerOptions
 {
     /// <summary>Unique in the cluster; default: WORKER_NAME, else host-pid.</summary>
     public string Name { get; set; } = Environment.GetEnvironmentVariable("WORKER_NAME") ?? $"{Environment.MachineName}-{Environment.ProcessId}";
-    /// <summary>"cpu", "cuda" or "cuda:i": the training option device of this worker's ranks, unless a stage sets it.</summary>
+    /// <summary>"cpu", "cuda", "cuda:i", or "auto" (cuda:GpuIndex when libtorch sees that GPU, else cpu; resolved at
+    /// start): the training option device of this worker's ranks, unless a stage sets it.</summary>
     public string Device { get; set; } = "cpu";
+    /// <summary>The GPU an "auto" worker takes when there is one.</summary>
+    public int GpuIndex { get; set; }
     /// <summary>The address this worker's ring listens on and others dial.</summary>
     public string RingHost { get; set; } = "127.0.0.1";
     /// <summary>Intra-op CPU threads for training, unless a stage sets threads itself.</summary>
@@ -32,8 +35,10 @@ public static class Extensions
     public static IHostApplicationBuilder AddWorker(this IHostApplicationBuilder builder)
     {
         builder.Services.AddOptions<WorkerOptions>().Bind(builder.Configuration.GetSection("Worker"))
+            .PostConfigure(o => { if (o.Device == "auto") o.Device = ChineseClip.Training.DeviceSettings.Auto(o.GpuIndex); })
             .Validate(o => o.Threads >= 1, "Worker:Threads must be at least 1")
-            .Validate(o => ChineseClip.Training.TrainOptions.TryParseDevice(o.Device, out _), "Worker:Device must be cpu, cuda or cuda:N")
+            .Validate(o => o.GpuIndex >= 0, "Worker:GpuIndex must not be negative")
+            .Validate(o => ChineseClip.Training.TrainOptions.TryParseDevice(o.Device, out _), "Worker:Device must be cpu, cuda, cuda:N or auto")
             .Validate(o => !string.IsNullOrWhiteSpace(o.Name), "Worker:Name must be set").ValidateOnStart();
         builder.Services.AddSingleton(services =>
         {
