@@ -52,7 +52,8 @@ for (int i = 0; i < workers; i++)
 }
 
 for (int i = 0; i < preprocessors; i++)
-    builder.AddProject<Projects.ChineseClip_Preprocessor>($"preprocessor-{i}").WithReference(redis).WaitFor(redis);
+    builder.AddProject<Projects.ChineseClip_Preprocessor>($"preprocessor-{i}").WithHttpHealthCheck("/health", endpointName: "http")
+        .WithReference(redis).WaitFor(redis);
 
 if (demo)
 {

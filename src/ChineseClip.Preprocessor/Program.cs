@@ -2,9 +2,12 @@
 // Standalone: ConnectionStrings__redis=127.0.0.1:6379 dotnet run --project src/ChineseClip.Preprocessor
 using ChineseClip.Preprocessor.Extensions;
 
-// appsettings.json from beside the binary, whatever the working directory.
-var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = args, ContentRootPath = AppContext.BaseDirectory });
+// appsettings.json from beside the binary, whatever the working directory. A web host only for /health and /alive
+// (the Redis client's own check included), which the AppHost polls.
+var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
 builder.AddServiceDefaults();
 builder.AddRedisClient("redis");
 builder.AddPreprocessing();
-builder.Build().Run();
+var app = builder.Build();
+app.MapDefaultEndpoints();
+app.Run();

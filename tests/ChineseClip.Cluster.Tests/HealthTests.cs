@@ -5,7 +5,7 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 
 namespace ChineseClip.Cluster.Tests;
 
-/// <summary>What "healthy" means in the cluster: the AppHost polls the HTTP /health of the coordinator and the workers
+/// <summary>What "healthy" means in the cluster: the AppHost polls the HTTP /health of the coordinator, the workers and the preprocessors
 /// (without a health check a resource counts as healthy merely by running), and the coordinator answers gRPC health.</summary>
 [Collection("cluster")]
 public sealed class HealthTests(ClusterFixture cluster)
@@ -21,6 +21,7 @@ public sealed class HealthTests(ClusterFixture cluster)
     [InlineData("coordinator")]
     [InlineData("worker-0")]
     [InlineData("worker-1")]
+    [InlineData("preprocessor-0")]
     public async Task The_apphost_polls_the_http_health_endpoint_and_it_answers_healthy(string resource)
     {
         await cluster.App.ResourceNotifications.WaitForResourceHealthyAsync(resource).WaitAsync(ClusterFixture.Patience);
