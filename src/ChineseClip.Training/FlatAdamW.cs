@@ -127,8 +127,9 @@ public sealed class FlatAdamW : AdamW
             if (o.amsgrad == true || o.maximize == true) return null;
             if (group.Parameters.Select(p => ((State)_state[p.Handle]).step).Distinct().Count() > 1) return null;
         }
-        var bucket = GradientBucket.For(_model);
-        if (bucket.Parameters.Count != _order.Count || bucket.Flat.dtype != _weights.dtype) return null;
+        // The bucket as the backward pass filled it: For() would rebuild (and zero) one whose trainable set changed.
+        if (GradientBucket.Existing(_model) is not GradientBucket bucket || bucket.Parameters.Count != _order.Count || bucket.Flat.dtype != _weights.dtype)
+            return null;
         long elementSize = _weights.ElementSize;
         IntPtr weights = TorchNative.DataPointer(_weights), avg = TorchNative.DataPointer(_expAvg!), avgSq = TorchNative.DataPointer(_expAvgSq!),
             grads = TorchNative.DataPointer(bucket.Flat);

@@ -55,6 +55,9 @@ public sealed class GradientBucket : IDisposable
         return bucket;
     }
 
+    /// <summary>The model's bucket as it is, without making one (null when there is none yet).</summary>
+    public static GradientBucket? Existing(ClipModel model) => Buckets.TryGetValue(model, out var bucket) ? bucket : null;
+
     bool Matches(List<TorchSharp.Modules.Parameter> trainable)
     {
         if (trainable.Count != _parameters.Count) return false;
