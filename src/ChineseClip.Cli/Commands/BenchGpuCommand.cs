@@ -9,7 +9,6 @@ using ChineseClip.Model.Checkpoints;
 using ChineseClip.Training;
 using ChineseClip.Training.Distributed;
 using TorchSharp;
-using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace ChineseClip.Cli.Commands;
@@ -206,7 +205,9 @@ public static class BenchGpuCommand
             if (i >= warmup) times.Add(watch.Elapsed.TotalMilliseconds);
         }
         double median = BenchTrainStepCommand.Median(times);
-        var phases = Phases(model, optimizer, bf16, pixels, ids, device);
+        // Where a step's time goes: 5 more steps cut into their phases, each ended by a synchronize (the phases add up to
+        // a little more than a step, which runs without the cuts).
+        var phases = BenchTrainStepCommand.Phases(model, optimizer, pixels, ids, 5, () => cuda.synchronize(device), bf16);
         return new
         {
             bench = "gpu-train-step", side = "cnclip", arch = config.Name, device = device.ToString(), batch, context_length = contextLength,
@@ -215,42 +216,5 @@ public static class BenchGpuCommand
             ms_per_step = times.Select(t => Math.Round(t, 2)).ToArray(), final_loss = loss,
             phases_ms = phases,
         };
-    }
-
-    /// <summary>Where a step's time goes: 5 more steps cut into their phases, each phase ended by a device
-    /// synchronization (medians). The phases add up to a little more than a step, which runs without the cuts.</summary>
-    static Dictionary<string, double> Phases(ClipModel model, AdamW optimizer, Bf16Compute? bf16, Tensor pixels, Tensor ids, Device device)
-    {
-        var t = new Dictionary<string, List<double>>
-        {
-            ["bf16_pull_weights"] = [], ["image_forward"] = [], ["text_forward"] = [], ["loss_backward"] = [], ["adamw"] = [],
-        };
-        for (int i = 0; i < 5; i++)
-        {
-            using var scope = NewDisposeScope();
-            cuda.synchronize(device);
-            var watch = Stopwatch.StartNew();
-            void Lap(string phase)
-            {
-                cuda.synchronize(device);
-                t[phase].Add(watch.Elapsed.TotalMilliseconds);
-                watch.Restart();
-            }
-            bf16?.PullWeights();
-            ClipModel net = bf16?.Compute ?? model;
-            Training.Distributed.GradientBucket.For(net).Zero();
-            Lap("bf16_pull_weights");
-            var image = ClipModel.Normalize(net.EncodeImage(pixels)).to(ScalarType.Float32);
-            Lap("image_forward");
-            var text = ClipModel.Normalize(net.EncodeText(ids)).to(ScalarType.Float32);
-            Lap("text_forward");
-            ContrastiveLoss.Compute(image, text, net.LogitScale.exp().to(ScalarType.Float32)).backward();
-            bf16?.PushGradients();
-            Lap("loss_backward");
-            optimizer.step();
-            OptimizerFactory.ClampLogitScale(model);
-            Lap("adamw");
-        }
-        return t.ToDictionary(kv => kv.Key, kv => Math.Round(BenchTrainStepCommand.Median(kv.Value), 2));
     }
 }

@@ -80,21 +80,39 @@ public static class BenchTrainStepCommand
         return ExitCodes.Success;
     }
 
-    /// <summary>The step of TrainStep.Run cut into its phases, each timed on its own (median over the steps).</summary>
-    static Dictionary<string, double> Phases(ClipModel model, TorchSharp.Modules.AdamW optimizer, Tensor pixels, Tensor ids, int steps)
+    /// <summary>The step of TrainStep.Run cut into its phases, each timed on its own (median over the steps). On a GPU
+    /// <paramref name="synchronize"/> ends each phase (device work is asynchronous); with <paramref name="bf16"/> the
+    /// passes run on its bf16 copy, re-cast first (a phase of its own).</summary>
+    internal static Dictionary<string, double> Phases(ClipModel model, TorchSharp.Modules.AdamW optimizer, Tensor pixels, Tensor ids, int steps,
+        Action? synchronize = null, Bf16Compute? bf16 = null)
     {
         var t = new Dictionary<string, List<double>> { ["image_forward"] = [], ["text_forward"] = [], ["loss_backward"] = [], ["adamw"] = [] };
+        if (bf16 is not null) t["bf16_pull_weights"] = [];
         for (int i = 0; i < steps; i++)
         {
             using var scope = NewDisposeScope();
+            synchronize?.Invoke();
             var watch = Stopwatch.StartNew();
-            void Lap(string phase) { t[phase].Add(watch.Elapsed.TotalMilliseconds); watch.Restart(); }
-            Training.Distributed.GradientBucket.For(model).Zero();
-            var image = ClipModel.Normalize(model.EncodeImage(pixels));
+            void Lap(string phase)
+            {
+                synchronize?.Invoke();
+                t[phase].Add(watch.Elapsed.TotalMilliseconds);
+                watch.Restart();
+            }
+            ClipModel net = model;
+            if (bf16 is not null)
+            {
+                bf16.PullWeights();
+                net = bf16.Compute;
+            }
+            Training.Distributed.GradientBucket.For(net).Zero();
+            if (bf16 is not null) Lap("bf16_pull_weights");
+            var image = ClipModel.Normalize(net.EncodeImage(pixels)).to(ScalarType.Float32);
             Lap("image_forward");
-            var text = ClipModel.Normalize(model.EncodeText(ids));
+            var text = ClipModel.Normalize(net.EncodeText(ids)).to(ScalarType.Float32);
             Lap("text_forward");
-            ContrastiveLoss.Compute(image, text, model.LogitScale.exp()).backward();
+            ContrastiveLoss.Compute(image, text, net.LogitScale.exp().to(ScalarType.Float32)).backward();
+            bf16?.PushGradients();
             Lap("loss_backward");
             optimizer.step();
             OptimizerFactory.ClampLogitScale(model);
