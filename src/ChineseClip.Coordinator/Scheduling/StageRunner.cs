@@ -33,6 +33,10 @@ public sealed class StageRunner(ScheduleStore store, WorkerRegistry workers, Ren
     /// before it is re-formed without it.</summary>
     public static readonly TimeSpan MemberGrace = TimeSpan.FromSeconds(30);
 
+    /// <summary>How long a running stage waits for a member that is connected but not in the run: long enough for the
+    /// end report of a rank that finished while no coordinator listened (retried every 2 s) to arrive after its rejoin.</summary>
+    public static readonly TimeSpan LostRunGrace = TimeSpan.FromSeconds(6);
+
     public void Wake() => _wake.Release();
 
     /// <summary>Stores a new schedule with a span of its own (a child of the submitting call's span) and wakes the
@@ -139,16 +143,22 @@ public sealed class StageRunner(ScheduleStore store, WorkerRegistry workers, Ren
         for (int rank = 0; rank < stage.Members.Count; rank++)
         {
             string key = $"{runId}#{stage.Members[rank]}";
-            if (workers.Get(stage.Members[rank])?.RunId == runId || finished?.ContainsKey(rank) == true)
+            var connection = workers.Get(stage.Members[rank]);
+            if (connection?.RunId == runId || finished?.ContainsKey(rank) == true)
             {
                 _missingSince.TryRemove(key, out _);
                 continue;
             }
+            // A member connected but not in the run (restarted, say with the whole cluster) will not return to it; one
+            // that is not connected may (a coordinator restart), so it gets longer.
+            var grace = connection is null ? MemberGrace : LostRunGrace;
             var since = _missingSince.GetOrAdd(key, DateTime.UtcNow);
-            if (DateTime.UtcNow - since > MemberGrace)
+            if (DateTime.UtcNow - since > grace)
             {
                 _missingSince.TryRemove(key, out _);
-                await RecoverStage(schedule.Id, index, runId, $"worker {stage.Members[rank]} (rank {rank}) did not come back within {MemberGrace.TotalSeconds:F0} s");
+                await RecoverStage(schedule.Id, index, runId, connection is null
+                    ? $"worker {stage.Members[rank]} (rank {rank}) did not come back within {MemberGrace.TotalSeconds:F0} s"
+                    : $"worker {stage.Members[rank]} (rank {rank}) joined again without the run");
                 return;
             }
         }
