@@ -83,6 +83,10 @@ public static partial class ScheduleFile
     [GeneratedRegex(@"^\(Line: [^)]*\) - \(Line: [^)]*\): ")]
     private static partial Regex YamlMark();
 
+    /// <summary>Values a schedule may hold once its aliases are expanded (schedules have hundreds), and its depth.</summary>
+    const int MaxYamlValues = 100_000;
+    const int MaxYamlDepth = 64;
+
     // Every scalar stays text (the checker converts it to what the field wants); lines[path] is where the path's key
     // (or, at the top, the document) stands.
     static JsonNode? ReadYaml(string text, string source, Dictionary<string, long> lines)
@@ -98,10 +102,14 @@ public static partial class ScheduleFile
         }
         if (stream.Documents.Count == 0) return null;
         if (stream.Documents.Count > 1) throw new CliException($"{source}: one YAML document expected, found {stream.Documents.Count}");
-        return Convert(stream.Documents[0].RootNode, "");
+        int budget = MaxYamlValues;
+        return Convert(stream.Documents[0].RootNode, "", 0);
 
-        JsonNode? Convert(YamlNode node, string path)
+        JsonNode? Convert(YamlNode node, string path, int depth)
         {
+            // Aliases are shared nodes here: expanding an alias bomb (aliases of aliases) would never end.
+            if (--budget < 0) throw new CliException($"{source}:{node.Start.Line}: more than {MaxYamlValues} values (aliases expanding?)");
+            if (depth > MaxYamlDepth) throw new CliException($"{source}:{node.Start.Line}: {path}: nested deeper than {MaxYamlDepth} levels");
             lines.TryAdd(path, node.Start.Line);
             switch (node)
             {
@@ -113,11 +121,11 @@ public static partial class ScheduleFile
                             ?? throw new CliException($"{source}:{k.Start.Line}: {path}: keys must be plain names");
                         string child = Checker.Child(path, key);
                         lines[child] = k.Start.Line;
-                        o[key] = Convert(v, child);
+                        o[key] = Convert(v, child, depth + 1);
                     }
                     return o;
                 case YamlSequenceNode list:
-                    return new JsonArray(list.Children.Select((item, i) => Convert(item, $"{path}[{i}]")).ToArray());
+                    return new JsonArray(list.Children.Select((item, i) => Convert(item, $"{path}[{i}]", depth + 1)).ToArray());
                 case YamlScalarNode { Style: ScalarStyle.Plain, Value: "" or "~" or "null" or "Null" or "NULL" }:
                     return null;
                 case YamlScalarNode scalar:
