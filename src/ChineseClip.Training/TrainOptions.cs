@@ -125,8 +125,9 @@ public sealed record TrainOptions
         bool yaml = path.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase) || path.EndsWith(".yml", StringComparison.OrdinalIgnoreCase);
         try
         {
-            o = (yaml ? YamlToJson(File.ReadAllText(path)) : JsonNode.Parse(File.ReadAllText(path))) as JsonObject
-                ?? throw new JsonException("not a mapping of keys to values");
+            string text = File.ReadAllText(path);
+            o = (yaml ? YamlToJson(text, path) : JsonNode.Parse(text, documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false }))
+                as JsonObject ?? throw new JsonException("not a mapping of keys to values");
         }
         catch (Exception e) when (e is JsonException or YamlDotNet.Core.YamlException)
         {
@@ -143,7 +144,9 @@ public sealed record TrainOptions
         // The official script names the towers separately.
         if (o["vision_model"] is JsonNode v && o["text_model"] is JsonNode t && o["arch"] is null)
         {
-            o["arch"] = $"{v.GetValue<string>()}@{t.GetValue<string>()}";
+            string Tower(JsonNode node, string key) => node is JsonValue value && value.TryGetValue(out string? name)
+                ? name : throw new InvalidDataException($"{path}: key '{key}': expected a model name, got {node.ToJsonString()}");
+            o["arch"] = $"{Tower(v, "vision_model")}@{Tower(t, "text_model")}";
             o.Remove("vision_model");
             o.Remove("text_model");
         }
@@ -191,19 +194,33 @@ public sealed record TrainOptions
         return true;
     }
 
+    /// <summary>Values a YAML config may hold once its aliases are expanded (a config has a few dozen): an alias bomb
+    /// (aliases of aliases) would otherwise expand without end.</summary>
+    const int MaxYamlValues = 100_000;
+    const int MaxYamlDepth = 64;
+
     // YAML scalars keep their natural types (numbers, booleans) so both formats bind the same way.
-    static JsonNode? YamlToJson(string text)
+    static JsonNode? YamlToJson(string text, string path)
     {
         var deserializer = new YamlDotNet.Serialization.DeserializerBuilder().WithAttemptingUnquotedStringTypeDeserialization().Build();
-        return ToNode(deserializer.Deserialize<object?>(text));
+        int budget = MaxYamlValues;
+        return ToNode(deserializer.Deserialize<object?>(text), "", 0);
 
-        static JsonNode? ToNode(object? value) => value switch
+        JsonNode? ToNode(object? value, string key, int depth)
         {
-            null => null,
-            IDictionary<object, object?> map => new JsonObject(map.Select(kv => KeyValuePair.Create(kv.Key.ToString()!, ToNode(kv.Value)))),
-            IList<object?> list => new JsonArray(list.Select(ToNode).ToArray()),
-            _ => JsonValue.Create(value),
-        };
+            if (--budget < 0) throw new YamlDotNet.Core.YamlException($"more than {MaxYamlValues} values (aliases expanding?)");
+            if (depth > MaxYamlDepth) throw new YamlDotNet.Core.YamlException($"nested deeper than {MaxYamlDepth} levels");
+            string Child(object k) => key.Length == 0 ? $"{k}" : $"{key}.{k}";
+            return value switch
+            {
+                null => null,
+                IDictionary<object, object?> map => new JsonObject(map.Select(kv => KeyValuePair.Create($"{kv.Key}", ToNode(kv.Value, Child(kv.Key), depth + 1)))),
+                IList<object?> list => new JsonArray(list.Select((item, i) => ToNode(item, $"{key}[{i}]", depth + 1)).ToArray()),
+                double d when !double.IsFinite(d) => throw new InvalidDataException($"{path}: key '{key}': a number beyond the range of a double"),
+                float f when !float.IsFinite(f) => throw new InvalidDataException($"{path}: key '{key}': a number beyond the range of a float"),
+                _ => JsonValue.Create(value),
+            };
+        }
     }
 
     void Validate(string path)
