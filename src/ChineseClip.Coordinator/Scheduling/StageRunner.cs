@@ -98,6 +98,7 @@ public sealed class StageRunner(ScheduleStore store, WorkerRegistry workers, Ren
 
     async Task Tick()
     {
+        ReleaseEndedRuns();
         foreach (var schedule in store.All().Where(s => IsActive(s.State)))
         {
             int index = schedule.Stages.ToList().FindIndex(st => st.State != RunState.Succeeded);
@@ -116,6 +117,27 @@ public sealed class StageRunner(ScheduleStore store, WorkerRegistry workers, Ren
             int need = WorkersFor(schedule.Schedule.Stages[index], schedule.Stages[index], free.Count);
             if (need == 0) continue;
             await StartStage(schedule, index, free.Take(need).ToList());
+        }
+    }
+
+    /// <summary>Frees workers still marked busy with a run that is over: its stage ended or was re-formed (a later
+    /// attempt runs), or the worker's rank already reported success. A worker's end report can reach a restarted
+    /// coordinator before its Join, which still names the run; nothing else would ever free it. A stage being
+    /// re-formed (Pending) keeps its previous run's workers until they report, as the re-form waits for them.</summary>
+    void ReleaseEndedRuns()
+    {
+        foreach (var worker in workers.All())
+        {
+            if (worker.RunId is not { } runId) continue;
+            var parts = runId.Split('/');
+            var stage = parts.Length == 3 && int.TryParse(parts[1], out int index) && store.Get(parts[0]) is { } schedule
+                && index >= 0 && index < schedule.Stages.Count ? schedule.Stages[index] : null;
+            bool current = stage is not null && $"{parts[0]}/{parts[1]}/{stage.Attempt}" == runId;
+            bool ended = stage is null || stage.State is RunState.Succeeded or RunState.Failed or RunState.Cancelled
+                || stage.State == RunState.Running && (!current || _finished.TryGetValue(runId, out var done) && done.ContainsKey(stage.Members.IndexOf(worker.Info.Name)));
+            if (!ended) continue;
+            log.LogInformation("Worker {Name} was still marked busy with run {Run}, which is over: free again", worker.Info.Name, runId);
+            worker.RunId = null;
         }
     }
 
