@@ -35,7 +35,7 @@ public sealed class RestartTests(ClusterFixture cluster) : IDisposable
         terminal.Type(run);
         await WaitForFreeWorkers(client, terminal, 2);
         var schedule = new Schedule { Name = $"restart {redis}" };
-        schedule.Stages.Add(cluster.DemoStage("long", "stage1-muge", StageInit.InitScratch, 12));
+        schedule.Stages.Add(cluster.DemoStage("long", "stage1-muge", StageInit.InitScratch, 3));
         schedule.Stages[0].Hyperparameters["save_step_frequency"] = "3";
         schedule.Stages[0].Hyperparameters["log_interval"] = "1";
         schedule.Stages.Add(cluster.DemoStage("short", "stage2-flickr", StageInit.InitBestOfPrevious, 1));
