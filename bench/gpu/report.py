@@ -155,18 +155,22 @@ def ncu_top(path, top=15):
             "top": [{"name": n[:160], "count": c, "ms": round(ms, 3), "share": round(ms / total, 4) if total else None} for n, (c, ms) in top_rows]}
 
 
-def side_summary(r):
-    keys = ("batch", "ms_per_step_median", "samples_per_s", "fits", "error", "nvidia_smi_peak_mib", "max_memory_allocated_mib", "wall_s")
-    s = {k: r[k] for k in keys if k in r}
+def batch_of(name):
+    return int(name.rsplit("-", 1)[-1])
+
+
+def side_summary(r, name):
+    keys = ( "ms_per_step_median", "samples_per_s", "fits", "error", "nvidia_smi_peak_mib", "max_memory_allocated_mib", "wall_s")
+    s = {"batch": batch_of(name), **{k: r[k] for k in keys if k in r}}
     if "samples_per_s" in r:
         s["mfu"] = mfu(r["samples_per_s"])
     return s
 
 
-def cnclip_single(r):
+def cnclip_single(r, name):
     """A one-variant cnclip run reduced like a peer run."""
     v = (r.get("variants") or [{}])[0]
-    s = {"batch": r.get("batch"), "variant": v.get("variant"), "fits": v.get("fits", False) if v else False}
+    s = {"batch": batch_of(name), "variant": v.get("variant"), "fits": v.get("fits", False) if v else False}
     for k in ("ms_per_step_median", "samples_per_s", "error", "phases_ms", "host_vs_device_ms"):
         if k in v:
             s[k] = v[k]
@@ -224,14 +228,14 @@ def summary(out):
                      "best_variant": best(out)}
 
     # (d) the sweep, (e) gradient checkpointing.
-    s["sweep"] = {"cnclip": [cnclip_single(load(out, n)) for n in runs(out, "sweep-cnclip-")],
-                  "transformers": [side_summary(load(out, n)) for n in runs(out, "sweep-peer-")]}
+    s["sweep"] = {"cnclip": [cnclip_single(load(out, n), n) for n in runs(out, "sweep-cnclip-")],
+                  "transformers": [side_summary(load(out, n), n) for n in runs(out, "sweep-peer-")]}
     for side in ("cnclip", "peer"):
         f = fit(sweep_points(out, side))
         if f:
             s["sweep"][f"{side}_memory_fit_mib"] = {"fixed": round(f[0]), "per_sample": round(f[1], 2)}
-    s["grad_checkpointing"] = {"cnclip": [cnclip_single(load(out, n)) for n in runs(out, "ckpt-cnclip-")],
-                               "transformers": [side_summary(load(out, n)) for n in runs(out, "ckpt-peer-")]}
+    s["grad_checkpointing"] = {"cnclip": [cnclip_single(load(out, n), n) for n in runs(out, "ckpt-cnclip-")],
+                               "transformers": [side_summary(load(out, n), n) for n in runs(out, "ckpt-peer-")]}
 
     # (f) kernels: the peer's torch.profiler step, our ncu step.
     prof = next((p.get("profile") for p in reversed(peer_ok) if p.get("profile")), None)
@@ -257,6 +261,14 @@ def short(name, n=70):
     return name if len(name) <= n else name[: n - 3] + "..."
 
 
+def outcome(r, timed):
+    if "ms_per_step_median" in r:
+        return timed
+    if r.get("fits") is False:
+        return f"does not fit ({r.get('error')})"
+    return f"failed: {r.get('error')}"
+
+
 def table(s):
     L = [f"GPU: {s['gpu']}", "phases: " + "; ".join(s["phases"])]
     if isinstance(s["checks"], list):
@@ -280,16 +292,14 @@ def table(s):
     L.append("sweep (side batch: ms, samples/s, MFU, nvidia-smi peak MiB):")
     for side in ("cnclip", "transformers"):
         for r in s["sweep"][side]:
-            L.append(f"  {side} {r.get('batch')}: " + (f"{r.get('ms_per_step_median')}, {r.get('samples_per_s')}, {r.get('mfu')}, {r.get('nvidia_smi_peak_mib')}"
-                                                      if r.get("fits", True) and "ms_per_step_median" in r else f"does not fit / {r.get('error')}"))
+            L.append(f"  {side} {r.get('batch')}: " + outcome(r, f"{r.get('ms_per_step_median')} ms, {r.get('samples_per_s')}/s, MFU {r.get('mfu')}, peak {r.get('nvidia_smi_peak_mib')} MiB"))
     for k in ("cnclip_memory_fit_mib", "peer_memory_fit_mib"):
         if k in s["sweep"]:
             L.append(f"  {k}: {s['sweep'][k]}")
     L.append("gradient checkpointing:")
     for side in ("cnclip", "transformers"):
         for r in s["grad_checkpointing"][side]:
-            L.append(f"  {side} {r.get('batch')}: " + (f"{r.get('ms_per_step_median')} ms, {r.get('samples_per_s')}/s, peak {r.get('nvidia_smi_peak_mib')} MiB"
-                                                      if "ms_per_step_median" in r else f"does not fit / {r.get('error')}"))
+            L.append(f"  {side} {r.get('batch')}: " + outcome(r, f"{r.get('ms_per_step_median')} ms, {r.get('samples_per_s')}/s, MFU {r.get('mfu')}, peak {r.get('nvidia_smi_peak_mib')} MiB"))
     for label, k in (("transformers (torch.profiler, one step)", "transformers_torch_profiler"), ("cnclip (ncu, one step)", "cnclip_ncu")):
         p = s["kernels"].get(k)
         if not p or "top" not in p:
