@@ -109,6 +109,13 @@ export CNCLIP_LIBTORCHSHARP
 # (b) the CUDA checks; without a GPU it still shows that the package loads libtorch (and says there is no CUDA device).
 [ -n "$cnclip" ] && [ -f "$fixtures/parity.pt" ] && run check 30 "$cnclip" bench gpu --check --fixtures "$fixtures"
 [ -f "$fixtures/parity.pt" ] || note "(b) checks: skipped, $fixtures/parity.pt not found"
+# cnclip that cannot even start (its libtorch or LibTorchSharp refused) makes every later cnclip phase pointless: with
+# STOP_WITHOUT_CNCLIP=1 the call ends here, so that little device time is spent before the cause is fixed.
+if [ -n "$cnclip" ] && grep -q "internal error" "$out/check.err" 2>/dev/null && ! grep -q '"checks"' "$out/check.json" 2>/dev/null; then
+  note "(b) cnclip does not start: $(head -c 2000 "$out/check.err")"
+  if [ "${STOP_WITHOUT_CNCLIP:-0}" = 1 ]; then summary; exit 1; fi
+  cnclip=
+fi
 [ -n "$cnclip" ] || note "(b) checks: skipped, no cnclip"
 
 # (c) batch 128: every variant in one cnclip process (they take turns), alternating with the peer; phases and the

@@ -74,7 +74,11 @@ public static class CliApp
         }
         catch (Exception e)
         {
-            io.Error.WriteLine($"cnclip: internal error: {e.GetType().Name}: {OneLine(e.Message)}");
+            // A wrapper (TypeInitializationException, TargetInvocationException, AggregateException) says nothing of its
+            // cause, so the chain of causes goes on the same line.
+            var causes = new List<string>();
+            for (Exception? x = e; x is not null; x = x.InnerException) causes.Add($"{x.GetType().Name}: {OneLine(x.Message)}");
+            io.Error.WriteLine($"cnclip: internal error: {string.Join(" <- ", causes)}");
             return ExitCodes.Failure;
         }
     }
