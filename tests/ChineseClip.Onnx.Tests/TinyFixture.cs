@@ -38,6 +38,23 @@ public static class TinyFixture
             .Select(l => JsonDocument.Parse(l).RootElement.GetProperty("ids").EnumerateArray().Select(x => x.GetInt64()).Where(id => id != 0).ToArray())
             .ToList();
 
+    /// <summary>The official features of the fixture (ref_imgs.img_feat.jsonl / ref_texts.txt_feat.jsonl) by id.</summary>
+    public static Dictionary<long, float[]> OfficialFeatures(string file, string idKey) =>
+        File.ReadLines(Path(file)).Select(l => JsonDocument.Parse(l).RootElement)
+            .ToDictionary(e => e.GetProperty(idKey).GetInt64(), e => e.GetProperty("feature").EnumerateArray().Select(x => x.GetSingle()).ToArray());
+
+    /// <summary>Ids in the fixture's order: of the images in ref_pixels.safetensors, of the texts in ref_tokens.jsonl.</summary>
+    public static long[] ImageIds()
+    {
+        byte[] bytes = File.ReadAllBytes(Path("ref_pixels.safetensors"));
+        long headerLength = BitConverter.ToInt64(bytes, 0);
+        string ids = JsonDocument.Parse(bytes.AsMemory(8, (int)headerLength)).RootElement.GetProperty("__metadata__").GetProperty("image_ids").GetString()!;
+        return JsonSerializer.Deserialize<long[]>(ids)!;
+    }
+
+    public static long[] TextIds() =>
+        File.ReadLines(Path("ref_tokens.jsonl")).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("text_id").GetInt64()).ToArray();
+
     /// <summary>TorchSharp's normalised features of each row.</summary>
     public static float[][] TorchImages(ClipModel model, float[] pixels, int count)
     {
