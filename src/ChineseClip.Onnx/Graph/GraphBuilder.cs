@@ -139,30 +139,24 @@ internal sealed class GraphBuilder
 
     // ---- nodes ----
 
-    /// <summary>Appends a node; returns its (first) output's name.</summary>
-    public string Node(string op, string[] inputs, IEnumerable<AttributeProto>? attributes = null, string? output = null)
+    /// <summary>Appends a node; returns its output's name.</summary>
+    public string Node(string op, string[] inputs, IEnumerable<AttributeProto>? attributes = null, string? output = null) =>
+        Append(op, inputs, [output is null ? Fresh(op.ToLowerInvariant()) : Claim(output)], attributes)[0];
+
+    /// <summary>Appends a node with several outputs.</summary>
+    public string[] NodeN(string op, string[] inputs, int outputs, IEnumerable<AttributeProto>? attributes = null) =>
+        Append(op, inputs, Enumerable.Range(0, outputs).Select(_ => Fresh(op.ToLowerInvariant())).ToArray(), attributes);
+
+    string[] Append(string op, string[] inputs, string[] outputs, IEnumerable<AttributeProto>? attributes)
     {
         foreach (string input in inputs)
             if (input.Length > 0 && !_names.Contains(input)) throw new InvalidOperationException($"{op}: input '{input}' is not defined yet");
-        output = output is null ? Fresh(op.ToLowerInvariant()) : Claim(output);
         var node = new NodeProto { OpType = op, Name = $"{op}_{_graph.Node.Count}" };
         node.Input.Add(inputs);
-        node.Output.Add(output);
+        node.Output.Add(outputs);
         if (attributes is not null) node.Attribute.Add(attributes);
         _graph.Node.Add(node);
-        return output;
-    }
-
-    /// <summary>Appends a node with several outputs.</summary>
-    public string[] NodeN(string op, string[] inputs, int outputs, IEnumerable<AttributeProto>? attributes = null)
-    {
-        string[] names = Enumerable.Range(0, outputs).Select(_ => Fresh(op.ToLowerInvariant())).ToArray();
-        var node = new NodeProto { OpType = op, Name = $"{op}_{_graph.Node.Count}" };
-        node.Input.Add(inputs);
-        node.Output.Add(names);
-        if (attributes is not null) node.Attribute.Add(attributes);
-        _graph.Node.Add(node);
-        return names;
+        return outputs;
     }
 
     public static AttributeProto Attr(string name, long value) => new() { Name = name, Type = AttributeProto.Types.AttributeType.Int, I = value };
