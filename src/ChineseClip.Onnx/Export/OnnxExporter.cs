@@ -60,11 +60,13 @@ public static class OnnxExporter
         if (options.Image) towers.Add((TowerGraphs.ImageFile, TowerGraphs.Image, "image"));
         if (options.Text) towers.Add((TowerGraphs.TextFile, TowerGraphs.Text, "text"));
         string folder = Path.GetFullPath(outputDir);
-        if (!options.Overwrite)
+        foreach (var (file, _, _) in towers)
         {
-            foreach (var (file, _, _) in towers)
-                foreach (string path in new[] { Path.Combine(folder, file), Path.Combine(folder, file + ".data") })
-                    if (File.Exists(path)) throw new OnnxExportException($"{path} exists (use --force to replace it)");
+            foreach (string path in new[] { Path.Combine(folder, file), Path.Combine(folder, file + ".data") })
+            {
+                if (Directory.Exists(path)) throw new OnnxExportException($"{path} is a folder; the export needs that name for a file");
+                if (File.Exists(path) && !options.Overwrite) throw new OnnxExportException($"{path} exists (use --force to replace it)");
+            }
         }
         PrepareFolder(folder);
 

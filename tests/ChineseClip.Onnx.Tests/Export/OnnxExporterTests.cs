@@ -175,6 +175,18 @@ public class OnnxExporterTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void A_folder_in_the_place_of_a_graph_file_is_refused_before_anything_is_written()
+    {
+        using var model = TinyFixture.Load();
+        string dir = TempDir();
+        Directory.CreateDirectory(Path.Combine(dir, "text.onnx"));
+        var e = Assert.Throws<OnnxExportException>(() => OnnxExporter.Export(model, dir, new OnnxExportOptions { Overwrite = true }));
+        Assert.Contains("text.onnx is a folder", e.Message);
+        Assert.Empty(Directory.GetFiles(dir));
+        Directory.Delete(dir, true);
+    }
+
+    [Fact]
     public void Only_the_chosen_tower_is_written()
     {
         using var model = TinyFixture.Load();
