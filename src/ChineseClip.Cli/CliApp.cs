@@ -45,6 +45,7 @@ public static class CliApp
         root.Subcommands.Add(EvaluateCommand.Create(io));
         root.Subcommands.Add(ZeroShotCommand.Create(io));
         root.Subcommands.Add(ConvertModelCommand.Create(io));
+        root.Subcommands.Add(ExportOnnxCommand.Create(io));
         root.Subcommands.Add(BenchCommand.Create(io));
         root.Subcommands.Add(SubmitCommand.Create(io, environment));
         root.Subcommands.Add(StatusCommand.Create(io, environment));
@@ -86,7 +87,8 @@ public static class CliApp
     static bool IsInputError(Exception e) =>
         e is CliException or ArchitectureException or FileNotFoundException or DirectoryNotFoundException
             or UnauthorizedAccessException or InvalidDataException or FormatException or Training.DeviceUnavailableException
-        || e.GetType().Namespace?.StartsWith("ChineseClip.Model", StringComparison.Ordinal) == true;
+        || e.GetType().Namespace?.StartsWith("ChineseClip.Model", StringComparison.Ordinal) == true
+        || e.GetType().Namespace?.StartsWith("ChineseClip.Onnx", StringComparison.Ordinal) == true;
 
     static string OneLine(string message) => message.ReplaceLineEndings(" | ").Trim();
 }
