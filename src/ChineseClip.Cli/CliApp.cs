@@ -45,6 +45,8 @@ public static class CliApp
         root.Subcommands.Add(EvaluateCommand.Create(io));
         root.Subcommands.Add(ZeroShotCommand.Create(io));
         root.Subcommands.Add(ConvertModelCommand.Create(io));
+        root.Subcommands.Add(IndexCommand.Create(io));
+        root.Subcommands.Add(SearchCommand.Create(io));
         root.Subcommands.Add(BenchCommand.Create(io));
         root.Subcommands.Add(SubmitCommand.Create(io, environment));
         root.Subcommands.Add(StatusCommand.Create(io, environment));

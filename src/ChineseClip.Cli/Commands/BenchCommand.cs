@@ -12,6 +12,7 @@ public static class BenchCommand
         command.Subcommands.Add(BenchPreprocessCommand.Create(io));
         command.Subcommands.Add(BenchAllReduceCommand.Create(io));
         command.Subcommands.Add(BenchGpuCommand.Create(io));
+        command.Subcommands.Add(BenchSearchCommand.Create(io));
         return command;
     }
 }
