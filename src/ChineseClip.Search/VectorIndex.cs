@@ -46,7 +46,10 @@ public sealed class VectorIndex : IDisposable
     }
 
     /// <summary>All rows, row-major, in id order of <see cref="Ids"/>.</summary>
-    public void CopyRows(Span<float> destination) => _matrix.data<float>().CopyTo(destination, 0, 0);
+    public void CopyRows(Span<float> destination)
+    {
+        if (Count > 0) _matrix.data<float>().CopyTo(destination, 0, 0); // an empty tensor's accessor refuses index 0
+    }
 
     /// <summary>The k best items for one query: exactly (a matrix product over every vector), or through the HNSW
     /// index when there is one and <paramref name="exact"/> is false.</summary>

@@ -81,6 +81,21 @@ public class CollectionBuilderTests
     }
 
     [Fact]
+    public void Images_without_any_caption_make_a_collection_with_no_texts()
+    {
+        string root = Fixtures.TempDir("no-captions"), images = Path.Combine(root, "images"), dir = Path.Combine(root, "c");
+        Directory.CreateDirectory(images);
+        File.WriteAllBytes(Path.Combine(images, "a.png"), ImageTsv.Read(Fixtures.Tiny("test_imgs.tsv"), _ => { }).First().Bytes);
+        using var embedder = Fixtures.TinyEmbedder();
+        CollectionBuilder.Add(dir, "c", embedder, ImageSources.Open(images, null, _ => { }), new BuildOptions(), e => throw new Exception(e));
+        using var version = CollectionVersion.Open(dir);
+        Assert.Equal(1, version.Manifest.Count);
+        Assert.Equal(0, version.Manifest.Texts);
+        Assert.Empty(version.Search(SearchTarget.Texts, version.ImageVectors.Row(0), 5, exact: true));
+        Directory.Delete(root, true);
+    }
+
+    [Fact]
     public void Removing_an_image_makes_a_version_without_it_or_its_captions()
     {
         using var embedder = Fixtures.TinyEmbedder();
