@@ -11,6 +11,9 @@ public sealed record HnswSettings(int Connectivity = 16, int ExpansionAdd = 128,
 public sealed partial class HnswIndex : IDisposable
 {
     readonly USearchIndex _index;
+    // USearch keeps one search scratch slot per hardware thread and fails a search that finds none free ("Reserve
+    // capacity ahead of searches!"): at most that many searches at once; the rest wait their turn.
+    readonly SemaphoreSlim _searchSlots = new(Environment.ProcessorCount, Environment.ProcessorCount);
 
     HnswIndex(USearchIndex index) => _index = index;
 
@@ -46,7 +49,12 @@ public sealed partial class HnswIndex : IDisposable
     /// <summary>The k nearest keys and their cosine similarity (1 - cosine distance), best first.</summary>
     public (long[] Keys, float[] Scores) Search(float[] query, int k)
     {
-        int found = _index.Search(query, k, out ulong[] keys, out float[] distances);
+        int found;
+        ulong[] keys;
+        float[] distances;
+        _searchSlots.Wait();
+        try { found = _index.Search(query, k, out keys, out distances); }
+        finally { _searchSlots.Release(); }
         var ids = new long[found];
         var scores = new float[found];
         for (int i = 0; i < found; i++)
@@ -59,7 +67,11 @@ public sealed partial class HnswIndex : IDisposable
 
     public void Save(string path) => _index.Save(path);
 
-    public void Dispose() => _index.Dispose();
+    public void Dispose()
+    {
+        _index.Dispose();
+        _searchSlots.Dispose();
+    }
 
     /// <summary>Whether this USearch binding lets adds run on several threads (its native handle was found).</summary>
     internal static bool ParallelAdds => HandleField is not null;

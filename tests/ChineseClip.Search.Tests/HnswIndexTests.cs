@@ -40,6 +40,30 @@ public class HnswIndexTests
     }
 
     [Fact]
+    public void Many_threads_may_search_at_once()
+    {
+        var rows = Clustered(500, 16, 10, seed: 3);
+        string dir = Fixtures.TempDir("hnsw-threads");
+        using (var built = HnswIndex.Create(16, new HnswSettings()))
+        {
+            built.Add(Enumerable.Range(0, rows.Length).Select(i => (long)i).ToArray(), i => rows[i], threads: 2);
+            built.Save(Path.Combine(dir, "x.usearch"));
+        }
+        using var index = HnswIndex.Load(Path.Combine(dir, "x.usearch")); // as the service loads it
+        // More searching threads than the machine has cores (USearch keeps one scratch slot per hardware thread).
+        int wrong = 0;
+        var threads = Enumerable.Range(0, 4 * Environment.ProcessorCount + 4).Select(t => new Thread(() =>
+        {
+            for (int i = 0; i < 300; i++)
+                if (index.Search(rows[(t * 31 + i) % rows.Length], 3).Keys.Length != 3) Interlocked.Increment(ref wrong);
+        })).ToList();
+        threads.ForEach(t => t.Start());
+        threads.ForEach(t => t.Join());
+        Assert.Equal(0, wrong);
+        Directory.Delete(dir, true);
+    }
+
+    [Fact]
     public void A_saved_index_loads_with_the_same_answers_and_a_removed_key_is_gone()
     {
         var rows = Clustered(300, 16, 5, seed: 2);

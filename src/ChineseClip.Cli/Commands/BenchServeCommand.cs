@@ -39,7 +39,8 @@ public static class BenchServeCommand
                 texts = File.ReadLines(file.FullName).Select(l => l.Trim()).Where(l => l.Length > 0).ToArray();
                 if (texts.Length == 0) throw new CliException($"{file.FullName}: no queries in it");
             }
-            using var client = new SearchServiceClient(r.GetValue(url), environment, TimeSpan.FromSeconds(30));
+            // A generous timeout: the first request may wait for the service to load its model.
+            using var client = new SearchServiceClient(r.GetValue(url), environment, TimeSpan.FromMinutes(5));
             string name = r.GetValue(collection) ?? FirstCollection(client);
             // One request first, so that the model is loaded before the clock starts.
             client.SendAsync(HttpMethod.Post, "/v1/search", new { collection = name, text = texts[0], k = top }).GetAwaiter().GetResult();
