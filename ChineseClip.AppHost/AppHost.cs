@@ -3,6 +3,8 @@
 // the coordinator, N training workers (worker i on cuda:i where there is such a GPU, or as Cluster:Gpus says, else cpu), M preprocessors that turn
 // each stage's training data into shards from the Redis queue (Cluster:Preprocessors=0: workers decode it), and, unless
 // Cluster:Demo is false, the embedded demo: demo data, then its three-stage schedule submitted by `cnclip submit`.
+// The search service (`search`) serves the collections under RUNS/search; in the demo it follows the coordinator and,
+// when the schedule succeeds, serves its last stage's best checkpoint over the demo's stage-3 test images as `demo`.
 // The coordinator and the workers are healthy when their /health answers 200 (the coordinator's: schedules loaded
 // from Redis, Redis reachable), so WaitFor(coordinator) waits for a coordinator that can schedule. The preprocessors
 // serve no HTTP: they count as healthy once running.
@@ -55,9 +57,18 @@ for (int i = 0; i < preprocessors; i++)
     builder.AddProject<Projects.ChineseClip_Preprocessor>($"preprocessor-{i}").WithHttpHealthCheck("/health", endpointName: "http")
         .WithReference(redis).WaitFor(redis);
 
+var search = builder.AddProject<Projects.ChineseClip_SearchService>("search")
+    .WithHttpHealthCheck("/health", endpointName: "http")
+    .WithReference(coordinator).WaitFor(coordinator)
+    .WithEnvironment("Search__Directory", Path.Combine(runs, "search"))
+    .WithEnvironment("Search__Token", config["Cluster:Token"] ?? "");
+
 if (demo)
 {
     string demoData = Path.Combine(runs, "demo-data");
+    search.WithEnvironment("Search__Follow", "true")
+        .WithEnvironment("Search__Collection", "demo")
+        .WithEnvironment("Search__Images", Path.Combine(demoData, "stage3-private", "test_imgs.tsv"));
     var data = builder.AddProject<Projects.ChineseClip_Cli>("demo-data")
         .WithArgs("make-demo-data", "--output", demoData);
     builder.AddProject<Projects.ChineseClip_Cli>("demo-submit")

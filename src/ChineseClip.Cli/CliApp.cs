@@ -46,11 +46,14 @@ public static class CliApp
         root.Subcommands.Add(ZeroShotCommand.Create(io));
         root.Subcommands.Add(ConvertModelCommand.Create(io));
         root.Subcommands.Add(ExportOnnxCommand.Create(io));
-        root.Subcommands.Add(BenchCommand.Create(io));
+        root.Subcommands.Add(IndexCommand.Create(io));
+        root.Subcommands.Add(SearchCommand.Create(io));
+        root.Subcommands.Add(BenchCommand.Create(io, environment));
         root.Subcommands.Add(SubmitCommand.Create(io, environment));
         root.Subcommands.Add(StatusCommand.Create(io, environment));
         root.Subcommands.Add(WatchCommand.Create(io, environment));
         root.Subcommands.Add(CancelCommand.Create(io, environment));
+        root.Subcommands.Add(DeployCommand.Create(io, environment));
 
         ParseResult parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)

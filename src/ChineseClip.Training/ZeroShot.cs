@@ -11,11 +11,7 @@ public sealed record ZeroShotResult(int Images, int Classes, double Top1, double
 public static class ZeroShot
 {
     /// <summary>Our default Chinese prompts; `{}` is replaced by the class name.</summary>
-    public static readonly string[] DefaultTemplates =
-    [
-        "{}", "一张{}的照片。", "{}的图片。", "这是一张{}的图片。", "一张清晰的{}照片。", "一张模糊的{}照片。",
-        "一张{}的特写。", "画面里有{}。",
-    ];
+    public static readonly string[] DefaultTemplates = PromptTemplates.Chinese;
 
     /// <summary>[classes, embed] normalised class vectors.</summary>
     public static Tensor ClassVectors(ClipModel model, ClipTokenizer tokenizer, IReadOnlyList<string> classes, IReadOnlyList<string> templates, int contextLength)
