@@ -5,6 +5,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using ChineseClip.Contracts;
 using ChineseClip.Data.Datasets;
 using ChineseClip.Data.Shards;
 using ChineseClip.Model;
@@ -33,10 +34,16 @@ public sealed class Trainer(TrainOptions options, TextWriter log, ICollectives? 
     /// <summary>Called on rank 0 after each logged step and each validation.</summary>
     public Action<TrainProgress>? OnProgress { get; init; }
 
+    /// <summary>Called on rank 0 once a checkpoint to resume from is complete (epoch_latest.pt, or a step checkpoint),
+    /// with its path and the global step it holds.</summary>
+    public Action<string, long>? OnCheckpoint { get; init; }
+
     readonly ICollectives _group = collectives ?? new SingleProcess();
     bool IsMaster => _group.Rank == 0;
 
     public string RunDir => Path.Combine(options.Logs, options.Name);
+
+    public CheckpointLayout Checkpoints => new(RunDir);
 
     /// <summary>Runs the whole schedule; returns the validation results (empty without val_data).</summary>
     public IReadOnlyList<ValidationResult> Run(CancellationToken cancel = default)
@@ -86,8 +93,8 @@ public sealed class Trainer(TrainOptions options, TextWriter log, ICollectives? 
         var (startEpoch, step, best) = options.Resume is null ? (0, 0, double.NegativeInfinity) : Resume(model, optimizer, stepsPerEpoch);
         var schedule = new LrSchedule(options.Lr, options.Warmup, totalSteps);
         double LrAt(int step) => options.SkipScheduler ? options.Lr : schedule.At(step);
-        string checkpoints = Path.Combine(RunDir, "checkpoints");
-        if (IsMaster) Directory.CreateDirectory(checkpoints);
+        var checkpoints = Checkpoints;
+        if (IsMaster) Directory.CreateDirectory(checkpoints.Folder);
         // A resumed run continues its metrics; a fresh one (or one reset to epoch 0) starts them anew.
         bool continuing = options.Resume is not null && !options.ResetDataOffset;
         using var metrics = IsMaster ? new StreamWriter(Path.Combine(RunDir, "metrics.jsonl"), append: continuing) { AutoFlush = true } : StreamWriter.Null;
@@ -165,7 +172,7 @@ public sealed class Trainer(TrainOptions options, TextWriter log, ICollectives? 
                     }));
                 }
                 if (options.SaveStepFrequency > 0 && step % options.SaveStepFrequency == 0 && batchIndex < stepsPerEpoch)
-                    Save(Path.Combine(checkpoints, $"epoch{epoch + 1}_step{step}.pt"), model, optimizer, epoch, step, best);
+                    Save(checkpoints.Step(epoch + 1, step), model, optimizer, epoch, step, best);
                 // The official valid_step_interval: validation inside the epoch too (logged and reported; best.pt is
                 // chosen among the epoch-end validations, where every rank writes a checkpoint).
                 if (valid is not null && options.ValidStepInterval is int every && step % every == 0 && batchIndex < stepsPerEpoch)
@@ -189,7 +196,7 @@ public sealed class Trainer(TrainOptions options, TextWriter log, ICollectives? 
             bool isBest = validation is not null && validation.MeanRecall > best;
             if (isBest) best = validation!.MeanRecall;
             // epoch_latest.pt every epoch; epoch{N}.pt every save_epoch_frequency epochs and after the last (official).
-            string latest = Path.Combine(checkpoints, "epoch_latest.pt");
+            string latest = checkpoints.Latest;
             Save(latest, model, optimizer, epoch + 1, step, best);
             if (!IsMaster) continue;
             void CopyAtomically(string to)
@@ -197,8 +204,8 @@ public sealed class Trainer(TrainOptions options, TextWriter log, ICollectives? 
                 File.Copy(latest, to + ".tmp", overwrite: true);
                 File.Move(to + ".tmp", to, overwrite: true);
             }
-            if ((epoch + 1) % options.SaveEpochFrequency == 0 || epoch + 1 == maxEpochs) CopyAtomically(Path.Combine(checkpoints, $"epoch{epoch + 1}.pt"));
-            if (isBest) CopyAtomically(Path.Combine(checkpoints, "best.pt"));
+            if ((epoch + 1) % options.SaveEpochFrequency == 0 || epoch + 1 == maxEpochs) CopyAtomically(checkpoints.Epoch(epoch + 1));
+            if (isBest) CopyAtomically(checkpoints.Best);
         }
         return results;
     }
@@ -238,6 +245,7 @@ public sealed class Trainer(TrainOptions options, TextWriter log, ICollectives? 
         if (_group.WorldSize > 1) checkpoint.Extra[RankRngStatesKey] = stack(rngStates);
         if (!double.IsNegativeInfinity(best)) checkpoint.Extra[BestKey] = best;
         checkpoint.Save(path);
+        OnCheckpoint?.Invoke(path, step);
     }
 
     (int Epoch, int Step, double Best) Resume(ClipModel model, AdamW optimizer, int stepsPerEpoch)
