@@ -4,6 +4,7 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using ChineseClip.Contracts.Coordinator;
+using ChineseClip.Distributed;
 using ChineseClip.Training;
 using ChineseClip.Training.Distributed;
 using ChineseClip.Worker.Extensions;

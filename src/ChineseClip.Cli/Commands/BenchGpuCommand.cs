@@ -4,6 +4,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
+using ChineseClip.Distributed;
 using ChineseClip.Model;
 using ChineseClip.Model.Checkpoints;
 using ChineseClip.Training;

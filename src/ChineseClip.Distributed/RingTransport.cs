@@ -5,7 +5,7 @@
 // 2 cores), gRPC moved about 0.28 GB/s: .NET's HTTP/2 client cuts every DATA frame at 16 KiB and both ends handle
 // each frame, while a plain socket moves over 4 GB/s. So TCP is the default and gRPC stays for networks where only
 // HTTP/2 passes.
-namespace ChineseClip.Training.Distributed;
+namespace ChineseClip.Distributed;
 
 public enum RingTransport { Tcp, Grpc }
 
