@@ -6,8 +6,6 @@ using static TorchSharp.torch;
 
 namespace ChineseClip.Training;
 
-public sealed record ZeroShotResult(int Images, int Classes, double Top1, double Top5, IReadOnlyList<(string File, string Truth, string Predicted)> Predictions);
-
 public static class ZeroShot
 {
     /// <summary>Our default Chinese prompts; `{}` is replaced by the class name.</summary>

@@ -1,11 +1,10 @@
 // The two ends of a ring link, whatever carries the bytes. A rank listens (IRingInbound) for its predecessor and
 // dials (IRingOutbound) its successor; RingCollectives runs the schedules over them.
 //
-// Two carriers: gRPC client streams (HTTP/2), and plain TCP. Measured here (bench allreduce, 2 processes, loopback,
-// 2 cores), gRPC moved about 0.28 GB/s: .NET's HTTP/2 client cuts every DATA frame at 16 KiB and both ends handle
-// each frame, while a plain socket moves over 4 GB/s. So TCP is the default and gRPC stays for networks where only
-// HTTP/2 passes.
-namespace ChineseClip.Training.Distributed;
+// Two carriers: gRPC client streams (HTTP/2), and plain TCP. gRPC is several times slower (README, the numbers of
+// bench allreduce): .NET's HTTP/2 client cuts every DATA frame at 16 KiB and both ends handle each frame. So TCP is
+// the default and gRPC stays for networks where only HTTP/2 passes.
+namespace ChineseClip.Distributed;
 
 public enum RingTransport { Tcp, Grpc }
 

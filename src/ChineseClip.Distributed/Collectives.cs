@@ -1,7 +1,9 @@
 // Which collectives a rank uses: none alone, NCCL when the group trains on CUDA, else the CPU ring.
+using ChineseClip.Training;
+using ChineseClip.Training.Distributed;
 using static TorchSharp.torch;
 
-namespace ChineseClip.Training.Distributed;
+namespace ChineseClip.Distributed;
 
 public static class Collectives
 {

@@ -1,8 +1,8 @@
-using ChineseClip.Training.Distributed;
+using ChineseClip.Distributed;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace ChineseClip.Training.Tests;
+namespace ChineseClip.Distributed.Tests;
 
 public class RingCollectivesTests
 {

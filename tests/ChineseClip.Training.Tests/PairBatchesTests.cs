@@ -5,7 +5,7 @@ using ChineseClip.Data.Shards;
 using ChineseClip.Model.Imaging;
 using ChineseClip.Model.Text;
 
-namespace ChineseClip.Data.Tests;
+namespace ChineseClip.Training.Tests;
 
 public class PairBatchesTests
 {

@@ -2,7 +2,7 @@
 // cluster's coordinator hands addresses out over gRPC with its own implementation.
 using System.Diagnostics;
 
-namespace ChineseClip.Training.Distributed;
+namespace ChineseClip.Distributed;
 
 public interface IRendezvous
 {

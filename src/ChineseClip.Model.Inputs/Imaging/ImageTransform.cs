@@ -10,7 +10,6 @@ using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.Formats;
 using SixLabors.ImageSharp.Formats.Gif;
 using SixLabors.ImageSharp.Formats.Jpeg;
-using static TorchSharp.torch;
 
 namespace ChineseClip.Model.Imaging;
 
@@ -73,15 +72,6 @@ public sealed class ImageTransform
         {
             ArrayPool<byte>.Shared.Return(rgb);
         }
-    }
-
-    /// <summary>[N, 3, R, R] float32 pixels of several encoded images.</summary>
-    public Tensor ToTensor(IReadOnlyList<byte[]> encoded)
-    {
-        int size = RgbLength;
-        var data = new float[encoded.Count * size];
-        Parallel.For(0, encoded.Count, i => ToPixels(encoded[i], data.AsSpan(i * size, size)));
-        return tensor(data, [encoded.Count, 3, Resolution, Resolution]);
     }
 
     /// <summary>ToTensor + Normalize in float32, as torchvision computes them: (v / 255 - mean) / std.</summary>

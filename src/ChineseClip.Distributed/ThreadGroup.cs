@@ -1,9 +1,10 @@
 // Ranks as threads of one process sharing memory: the reference implementation of ICollectives that the process
 // transports (gRPC ring, NCCL) are compared against, and what multi-rank tests run on. Each collective copies the
 // ranks' inputs into a shared slot, meets at a barrier, then every rank computes the same result in rank order.
+using ChineseClip.Training.Distributed;
 using static TorchSharp.torch;
 
-namespace ChineseClip.Training.Distributed;
+namespace ChineseClip.Distributed;
 
 public sealed class ThreadGroup
 {

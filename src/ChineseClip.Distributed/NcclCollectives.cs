@@ -9,10 +9,11 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using ChineseClip.Model.Runtime;
+using ChineseClip.Training.Distributed;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace ChineseClip.Training.Distributed;
+namespace ChineseClip.Distributed;
 
 /// <summary>NCCL could not be used: the library is missing, or a call failed (the message names rank and call).</summary>
 public sealed class NcclException(string message, Exception? inner = null) : IOException(message, inner);

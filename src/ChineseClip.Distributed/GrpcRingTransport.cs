@@ -17,7 +17,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
-namespace ChineseClip.Training.Distributed;
+namespace ChineseClip.Distributed;
 
 sealed class GrpcRingInbound : IRingInbound
 {

@@ -2,10 +2,11 @@
 // unique id's trip through the rendezvous, and which collectives a group gets. The collectives themselves run in
 // `cnclip bench gpu --check` on a CUDA machine.
 using System.Runtime.InteropServices;
+using ChineseClip.Distributed;
 using ChineseClip.Training.Distributed;
 using static TorchSharp.torch;
 
-namespace ChineseClip.Training.Tests;
+namespace ChineseClip.Distributed.Tests;
 
 public class NcclCollectivesTests
 {

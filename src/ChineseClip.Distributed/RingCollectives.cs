@@ -9,9 +9,10 @@
 using System.Buffers;
 using System.Threading.Channels;
 using ChineseClip.Model.Runtime;
+using ChineseClip.Training.Distributed;
 using static TorchSharp.torch;
 
-namespace ChineseClip.Training.Distributed;
+namespace ChineseClip.Distributed;
 
 public sealed record RingOptions
 {

@@ -6,7 +6,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 
-namespace ChineseClip.Training.Distributed;
+namespace ChineseClip.Distributed;
 
 static class TcpRingWire
 {
