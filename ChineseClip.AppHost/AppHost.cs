@@ -2,9 +2,11 @@
 // each keeping its data in the runs folder or a volume), the coordinator, N training workers, M preprocessors that turn
 // each stage's training data into shards from the Redis queue (Cluster:Preprocessors=0: workers decode it), and, unless
 // Cluster:Demo is false, the embedded demo: demo data, then its three-stage schedule submitted by `cnclip submit`.
-// Settings: ClusterSettings. The coordinator, the workers and the preprocessors are healthy when their /health answers
-// 200 (the coordinator's: schedules loaded from Redis; a preprocessor's: its Redis connection), so WaitFor(coordinator)
-// waits for a coordinator that can schedule.
+// The search service (`search`) serves the collections under RUNS/search; in the demo it follows the coordinator and,
+// when the schedule succeeds, serves its last stage's best checkpoint over the demo's stage-3 test images as `demo`.
+// Settings: ClusterSettings. The coordinator, the workers, the preprocessors and the search service are healthy when
+// their /health answers 200 (the coordinator's: schedules loaded from Redis; a preprocessor's: its Redis connection),
+// so WaitFor(coordinator) waits for a coordinator that can schedule.
 using ChineseClip.AppHost;
 
 var builder = DistributedApplication.CreateBuilder(args);
@@ -47,9 +49,18 @@ for (int i = 0; i < cluster.Preprocessors; i++)
         .WithHttpHealthCheck("/health", endpointName: "http")
         .WithReference(redis).WaitFor(redis);
 
+var search = builder.AddProject<Projects.ChineseClip_SearchService>("search")
+    .WithHttpHealthCheck("/health", endpointName: "http")
+    .WithReference(coordinator).WaitFor(coordinator)
+    .WithEnvironment("Search__Directory", Path.Combine(runs, "search"))
+    .WithEnvironment("Search__Token", cluster.Token);
+
 if (cluster.Demo)
 {
     string demoData = Path.Combine(runs, "demo-data");
+    search.WithEnvironment("Search__Follow", "true")
+        .WithEnvironment("Search__Collection", "demo")
+        .WithEnvironment("Search__Images", Path.Combine(demoData, "stage3-private", "test_imgs.tsv"));
     var data = builder.AddProject<Projects.ChineseClip_Cli>("demo-data")
         .WithArgs("make-demo-data", "--output", demoData);
     builder.AddProject<Projects.ChineseClip_Cli>("demo-submit")

@@ -41,11 +41,31 @@ def parse(argv):
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     p.add_argument("--precision", choices=["bf16", "fp32"], default="bf16", help="bf16: autocast over fp32 weights")
     p.add_argument("--device", default="cuda")
+    p.add_argument("--grad-checkpointing", action="store_true", help="transformers' gradient_checkpointing_enable()")
+    p.add_argument("--phase-steps", type=int, default=5, help="extra steps cut into phases (0: none)")
+    p.add_argument("--profile-top", type=int, default=0,
+                   help="after the timing, one more step under torch.profiler; report its N kernels with the most CUDA time")
     p.add_argument("--print-config", action="store_true")
     a = p.parse_args(argv)
-    if a.batch < 1 or a.steps < 1 or a.warmup < 0 or a.context_length < 10:
-        p.error("--batch and --steps must be at least 1, --warmup not negative, --context-length at least 10")
+    if a.batch < 1 or a.steps < 1 or a.warmup < 0 or a.context_length < 10 or a.phase_steps < 0 or a.profile_top < 0:
+        p.error("--batch and --steps must be at least 1, --warmup, --phase-steps and --profile-top not negative, --context-length at least 10")
     return a
+
+
+def top_kernels(trace_path, top):
+    """The kernels of a torch.profiler Chrome trace, summed by name: the `top` with the most device time, and totals."""
+    events = json.load(open(trace_path))
+    events = events.get("traceEvents", events) if isinstance(events, dict) else events
+    by_name = {}
+    for e in events:
+        if e.get("cat") == "kernel" and "dur" in e:
+            k = by_name.setdefault(e["name"], [0, 0.0])
+            k[0] += 1
+            k[1] += e["dur"] / 1000.0
+    total = sum(v[1] for v in by_name.values())
+    rows = sorted(by_name.items(), key=lambda kv: -kv[1][1])[:top]
+    return {"kernel_ms_total": round(total, 3), "kernels": sum(v[0] for v in by_name.values()), "distinct": len(by_name),
+            "top": [{"name": n[:160], "count": c, "ms": round(ms, 3), "share": round(ms / total, 4) if total else None} for n, (c, ms) in rows]}
 
 
 def random_ids(batch, context_length, seed=0):
@@ -72,6 +92,8 @@ def main(argv):
     torch.manual_seed(0)
     device = torch.device(a.device)
     model = ChineseCLIPModel(config).to(device).train()
+    if a.grad_checkpointing:
+        model.gradient_checkpointing_enable()
     # The official fine-tuning recipe's AdamW for ViT towers: betas (0.9, 0.98), eps 1e-6.
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-5, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.001)
     ids = torch.tensor(random_ids(a.batch, a.context_length), device=device)
@@ -90,13 +112,18 @@ def main(argv):
 
     times, loss = [], 0.0
     torch.cuda.reset_peak_memory_stats(device)
-    for i in range(a.warmup + a.steps):
-        torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        loss = step()
-        torch.cuda.synchronize(device)
-        if i >= a.warmup:
-            times.append((time.perf_counter() - start) * 1000)
+    try:
+        for i in range(a.warmup + a.steps):
+            torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            loss = step()
+            torch.cuda.synchronize(device)
+            if i >= a.warmup:
+                times.append((time.perf_counter() - start) * 1000)
+    except torch.OutOfMemoryError as e:
+        print(json.dumps({"bench": "gpu-train-step", "side": "transformers", "batch": a.batch, "fits": False,
+                          "grad_checkpointing": a.grad_checkpointing, "error": str(e).splitlines()[0][:300]}))
+        return 0
     median = statistics.median(times)
 
     # Where a step's time goes, cut as cnclip's bench cuts it (each phase ended by a synchronize; 5 steps, medians):
@@ -104,7 +131,7 @@ def main(argv):
     def phases():
         laps = {"image_forward": [], "text_forward": [], "loss_backward": [], "adamw": []}
         labels = torch.arange(a.batch, device=device)
-        for _ in range(5):
+        for _ in range(a.phase_steps):
             optimizer.zero_grad(set_to_none=True)
             torch.cuda.synchronize(device)
             start = time.perf_counter()
@@ -131,16 +158,37 @@ def main(argv):
             lap("adamw")
         return {k: round(statistics.median(v), 2) for k, v in laps.items()}
     try:
-        split = phases()
+        split = phases() if a.phase_steps > 0 else None
     except Exception as e:  # the timing above stands even if the cut fails
         split = {"error": f"{type(e).__name__}: {e}"}
+
+    def profile():
+        import os
+        import tempfile
+        from torch.profiler import ProfilerActivity, profile as torch_profile
+        step()  # the phase cut above ran other code paths: one plain step first
+        torch.cuda.synchronize(device)
+        with torch_profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            start = time.perf_counter()
+            step()
+            torch.cuda.synchronize(device)
+            wall = (time.perf_counter() - start) * 1000
+        path = os.path.join(tempfile.mkdtemp(), "trace.json")
+        prof.export_chrome_trace(path)
+        return dict(top_kernels(path, a.profile_top), profiled_step_wall_ms=round(wall, 2))
+    try:
+        kernels = profile() if a.profile_top > 0 else None
+    except Exception as e:
+        kernels = {"error": f"{type(e).__name__}: {e}"}
     print(json.dumps({
         "bench": "gpu-train-step", "side": "transformers", "model": "ChineseCLIPModel (chinese-clip-vit-base-patch16 config, random init)",
         "torch": torch.__version__, "device": torch.cuda.get_device_name(device), "batch": a.batch,
         "context_length": a.context_length, "precision": "bf16 autocast, fp32 weights" if a.precision == "bf16" else "fp32",
+        "fits": True, "grad_checkpointing": a.grad_checkpointing,
         "steps": a.steps, "ms_per_step_median": round(median, 2), "samples_per_s": round(a.batch * 1000 / median, 2),
         "ms_per_step": [round(t, 2) for t in times], "final_loss": loss,
         "max_memory_allocated_mib": round(torch.cuda.max_memory_allocated(device) / 2**20), "phases_ms": split,
+        "profile": kernels,
     }))
     return 0
 

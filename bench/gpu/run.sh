@@ -1,149 +1,227 @@
 #!/usr/bin/env bash
-# One device call: the CUDA checks, then the timed ViT-B-16 fine-tuning step (batch 128, context 52, bf16) of cnclip and
-# of the transformers peer (peer.py) on the same card, then one JSON summary line. Run from the repository root on a
-# lent GPU machine (PyTorch with CUDA in python3, no .NET SDK) with .gpu/ carried (see bench/gpu/README.md).
-# CNCLIP_LIBTORCHSHARP must name a libLibTorchSharp.so built against that machine's PyTorch; this repository holds
-# neither such a binary nor a way to build one.
+# One device call, under a hard time budget: (a) LibTorchSharp built on the machine (when .gpu/build-libtorchsharp.sh is
+# carried), (b) `cnclip bench gpu --check`, (c) batch 128: the step as built against each speed switch and all of them,
+# alternating with the transformers peer (peer.py), (d) a batch sweep on both sides up to the largest batch the memory
+# samples predict, (e) gradient checkpointing at batch 128 and its largest batch, (f) the kernels of one step: the peer's
+# under torch.profiler (in its last batch-128 round) and ours under ncu. Each phase checks the time left against its
+# estimate (bench/gpu/README.md) and is skipped, with a line saying so, when it would not fit; each command has a
+# timeout that ends before DEADLINE. The summary (report.py) is printed last and written to $OUT.
+# Run from the repository root on a lent GPU machine (PyTorch with CUDA in python3, no .NET SDK) with .gpu/ carried.
 set -uo pipefail
 
+t0=$SECONDS
+deadline=${DEADLINE:-520}   # seconds from the start by which the script has printed its summary
+reserve=12                  # kept for the summary and packing the logs
 package=${CNCLIP_PACKAGE:-.gpu/cnclip-linux-x64.tar.xz}
 fixtures=${CNCLIP_FIXTURES:-.gpu/official-tiny}
-# Logs go to a scratch folder and come back packed as one file (the device tool returns at most 8 files from $OUT).
-out=/tmp/cnclip-gpu-out
-rm -rf "$out"
-batch=${BATCH:-128}
 steps=${STEPS:-10}
-rounds=${ROUNDS:-3}
-train_epochs=${TRAIN_EPOCHS:-10}
-mkdir -p "$out"
+rounds=${ROUNDS:-2}
+variants=${VARIANTS:-base,flat,qkv,all,full,full+nomask}
+out=/tmp/cnclip-gpu-out     # logs; they come back packed (the device tool returns at most 8 files from $OUT)
+rm -rf "$out" && mkdir -p "$out"
+export DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1 DOTNET_CLI_TELEMETRY_OPTOUT=1 PYTHONUNBUFFERED=1
 
-fail() { echo "run.sh: $*" >&2; exit 2; }
-[ -n "${CNCLIP_LIBTORCHSHARP:-}" ] || fail "CNCLIP_LIBTORCHSHARP is not set: it must name a libLibTorchSharp.so built against this machine's PyTorch"
-[ -f "$CNCLIP_LIBTORCHSHARP" ] || fail "CNCLIP_LIBTORCHSHARP=$CNCLIP_LIBTORCHSHARP: file not found"
-[ -f "$package" ] || fail "$package: not found (publish and pack cnclip as bench/gpu/README.md says, and carry .gpu)"
-[ -f "$fixtures/parity.pt" ] || fail "$fixtures/parity.pt: not found (copy the official-tiny fixture into $fixtures)"
+left() { echo $((deadline - (SECONDS - t0))); }
+note() { echo "$*" | tee -a "$out/phases.log"; }
+fits() { [ $(($(left) - reserve)) -ge "$1" ]; }
+# A command's limit: twice its estimate, at least 30 s more, never past the deadline.
+limit() { local e=$1 l=$(($(left) - reserve)) t; t=$((e * 2 > e + 30 ? e * 2 : e + 30)); echo $((t < l ? t : l)); }
 
+# run NAME ESTIMATE COMMAND...: stdout to NAME.json, stderr to NAME.err, exit code, wall seconds and the device memory
+# sampled by nvidia-smi every 100 ms (context included, the same way for both sides: cnclip has no CUDA memory API).
+run() {
+  local name=$1 est=$2; shift 2
+  if ! fits "$est"; then note "$name: skipped (estimated ${est} s, $(($(left) - reserve)) s left)"; return 1; fi
+  local start=$SECONDS sampler=
+  if [ "$gpu" = 1 ]; then
+    (while true; do nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits 2>/dev/null; sleep 0.1; done) > "$out/$name.mem" &
+    sampler=$!
+  fi
+  timeout -k 5 "$(limit "$est")" "$@" > "$out/$name.json" 2> "$out/$name.err"
+  local rc=$?
+  [ -n "$sampler" ] && { kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null; }
+  echo "$rc" > "$out/$name.rc"
+  echo "$((SECONDS - start))" > "$out/$name.sec"
+  note "$name: exit $rc in $((SECONDS - start)) s (estimated $est s)$([ "$rc" = 124 ] && echo ', TIMED OUT')"
+  [ "$rc" = 0 ] || tail -n 3 "$out/$name.err"
+  return "$rc"
+}
+
+summary() {
+  python3 bench/gpu/report.py summary "$out" > "$out/summary.out" 2>&1 || echo "report.py failed" >> "$out/summary.out"
+  if [ -n "${OUT:-}" ]; then
+    cp "$out/summary.json" "$out/summary.txt" "$OUT/" 2>/dev/null
+    tar -C "$out" -czf "$OUT/gpu-logs.tar.gz" .
+  fi
+  echo "== run.sh: $((SECONDS - t0)) s of ${deadline}"
+  cat "$out/summary.out"
+}
+
+# Preflight: the card, torch, NCCL, the package.
+gpu=0
+if nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv > "$out/gpu.csv" 2>&1; then
+  gpu=1
+  total_mib=$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits | head -n 1)
+else
+  echo "no GPU" >> "$out/gpu.csv"
+  total_mib=0
+  note "no NVIDIA GPU here (nvidia-smi failed): the phases that need CUDA are skipped"
+fi
 if [ -z "${CNCLIP_LIBTORCH_DIR:-}" ]; then
-  CNCLIP_LIBTORCH_DIR=$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))') || fail "python3 cannot import torch (or set CNCLIP_LIBTORCH_DIR)"
+  CNCLIP_LIBTORCH_DIR=$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))' 2>/dev/null) \
+    || { note "python3 cannot import torch and CNCLIP_LIBTORCH_DIR is not set"; CNCLIP_LIBTORCH_DIR=; }
 fi
 export CNCLIP_LIBTORCH_DIR
 # NCCL comes with PyTorch's pip dependencies (nvidia-nccl-cu*); libtorch_cuda finds it by RUNPATH, our P/Invoke by this.
 nccl_lib=$(python3 -c 'import os, nvidia.nccl as n; print(os.path.join(list(n.__path__)[0], "lib"))' 2>/dev/null || true)
 export LD_LIBRARY_PATH="${nccl_lib:+$nccl_lib:}${LD_LIBRARY_PATH:-}"
-export DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1 DOTNET_CLI_TELEMETRY_OPTOUT=1 PYTHONUNBUFFERED=1
-
 app=/tmp/cnclip-app
 rm -rf "$app" && mkdir -p "$app"
-python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' "$package" "$app" || fail "cannot unpack $package"
 cnclip="$app/publish/cnclip"
-[ -x "$cnclip" ] || fail "$cnclip: not in the package"
-
-nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv > "$out/gpu.csv" 2>&1 || true
-
-# Peak device memory of a command, sampled with nvidia-smi every 100 ms (cnclip has no CUDA memory API to ask).
-sampled() {
-  local name=$1; shift
-  (while true; do nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits 2>/dev/null; sleep 0.1; done) > "$out/$name.mem" &
-  local sampler=$!
-  "$@" > "$out/$name.json" 2> "$out/$name.err"
-  local rc=$?
-  kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null
-  echo "$rc" > "$out/$name.rc"
-  echo "== $name: exit $rc"; tail -n 5 "$out/$name.err"
-}
-
-[ "${CHECKS:-1}" = 0 ] || sampled check timeout 240 "$cnclip" bench gpu --check --fixtures "$fixtures"
-# The two sides alternate, ROUNDS times each; the summary takes the median of the rounds' medians.
-for round in $(seq 1 "$rounds"); do
-  sampled "cnclip-$round" timeout 180 "$cnclip" bench gpu --batch "$batch" --context-length 52 --precision bf16 --steps "$steps"
-  sampled "peer-$round" timeout 180 python3 bench/gpu/peer.py --batch "$batch" --context-length 52 --precision bf16 --steps "$steps"
-done
-
-# Gradient checkpointing's price and saving on the same step (CKPT=0 skips it).
-[ "${CKPT:-1}" = 0 ] || sampled ckpt-cnclip timeout 180 "$cnclip" bench gpu --batch "$batch" --context-length 52 --precision bf16 --steps "$steps" --grad-checkpointing
-
-# The trainer end to end on the device: the demo's stage 1 (tiny ViT from random init) for TRAIN_EPOCHS epochs with
-# device: cuda and precision: bf16, and the same on the CPU in fp32, each ending with validation recall and best.pt.
-demo=/tmp/cnclip-demo
-rm -rf "$demo"
-if [ "$train_epochs" = 0 ]; then
-  echo "== training skipped (TRAIN_EPOCHS=0)"
-elif "$cnclip" make-demo-data --output "$demo" > "$out/demo.log" 2>&1; then
-  for side in cuda:bf16 cpu:fp32; do
-    device=${side%%:*} precision=${side##*:}
-    sed -e "s/^max_epochs: .*/max_epochs: $train_epochs/" -e "s/^name: .*/name: smoke-$device/" "$demo/train-stage1.yaml" > "$demo/smoke-$device.yaml"
-    printf 'device: %s\nprecision: %s\n' "$device" "$precision" >> "$demo/smoke-$device.yaml"
-    start=$EPOCHREALTIME
-    (cd "$demo" && timeout 240 "$cnclip" train --config "smoke-$device.yaml") > "$out/train-$device.log" 2>&1
-    echo "$? $(awk "BEGIN { print $EPOCHREALTIME - $start }")" > "$out/train-$device.rc"
-    cp "$demo/runs/smoke-$device/metrics.jsonl" "$out/train-$device.metrics.jsonl" 2>/dev/null
-    [ -f "$demo/runs/smoke-$device/checkpoints/best.pt" ] && echo yes > "$out/train-$device.best" || echo no > "$out/train-$device.best"
-    echo "== train $device ($precision): exit $(cut -d' ' -f1 "$out/train-$device.rc")"; tail -n 2 "$out/train-$device.log"
-  done
+if [ -f "$package" ] && python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' "$package" "$app" && [ -x "$cnclip" ]; then
+  note "package: $package unpacked in $((SECONDS - t0)) s"
 else
-  echo "== make-demo-data failed"; tail -n 3 "$out/demo.log"
+  note "package: $package missing or not unpackable (publish and pack cnclip as bench/gpu/README.md says, and carry .gpu): cnclip phases skipped"
+  cnclip=
 fi
 
-python3 - "$out" <<'PY'
-import json, os, statistics, sys
-out = sys.argv[1]
-FLOP_PER_SAMPLE = 80e9      # ViT-B/16 + RoBERTa-base, forward and backward (issue 6)
-PEAK_BF16 = 989e12          # H100/H200 SXM dense bf16, FLOP/s
+# (a) LibTorchSharp: given, or built here from the carried TorchSharp sources.
+if [ -n "${CNCLIP_LIBTORCHSHARP:-}" ]; then
+  [ -f "$CNCLIP_LIBTORCHSHARP" ] && note "(a) LibTorchSharp: given, $CNCLIP_LIBTORCHSHARP" || { note "(a) LibTorchSharp: $CNCLIP_LIBTORCHSHARP not found"; cnclip=; }
+elif [ -f .gpu/build-libtorchsharp.sh ]; then
+  export CNCLIP_LIBTORCHSHARP=/tmp/cnclip-native/libLibTorchSharp.so
+  mkdir -p /tmp/cnclip-native
+  if fits 40; then
+    start=$SECONDS
+    timeout -k 5 "$(limit 60)" bash .gpu/build-libtorchsharp.sh "$CNCLIP_LIBTORCHSHARP" > "$out/libtorchsharp-build.log" 2>&1
+    note "(a) LibTorchSharp build: exit $? in $((SECONDS - start)) s (estimated 40 s)"
+    tail -n 4 "$out/libtorchsharp-build.log"
+  else
+    note "(a) LibTorchSharp build: skipped (no time)"
+  fi
+  [ -f "$CNCLIP_LIBTORCHSHARP" ] || { note "(a) no LibTorchSharp: cnclip phases skipped"; cnclip=; }
+else
+  note "(a) LibTorchSharp: CNCLIP_LIBTORCHSHARP is not set and .gpu/build-libtorchsharp.sh is not carried: cnclip phases skipped"
+  cnclip=
+fi
+export CNCLIP_LIBTORCHSHARP
 
-def load(name):
-    if not os.path.exists(os.path.join(out, name + ".json")):
-        return {"error": "not run"}
-    try:
-        r = json.loads(open(os.path.join(out, name + ".json")).read().strip().splitlines()[-1])
-    except Exception as e:
-        err = open(os.path.join(out, name + ".err")).read().strip().splitlines()
-        r = {"error": err[-1] if err else f"no output ({e})"}
-    try:
-        r["nvidia_smi_peak_mib"] = max(int(x) for x in open(os.path.join(out, name + ".mem")).read().split() if x.isdigit())
-    except ValueError:
-        r["nvidia_smi_peak_mib"] = None
-    if "samples_per_s" in r:
-        r["mfu"] = round(r["samples_per_s"] * FLOP_PER_SAMPLE / PEAK_BF16, 4)
-    return r
+# (b) the CUDA checks; without a GPU it still shows that the package loads libtorch (and says there is no CUDA device).
+[ -n "$cnclip" ] && [ -f "$fixtures/parity.pt" ] && run check 30 "$cnclip" bench gpu --check --fixtures "$fixtures"
+[ -f "$fixtures/parity.pt" ] || note "(b) checks: skipped, $fixtures/parity.pt not found"
+# cnclip that cannot even start (its libtorch or LibTorchSharp refused) makes every later cnclip phase pointless: with
+# STOP_WITHOUT_CNCLIP=1 the call ends here, so that little device time is spent before the cause is fixed.
+if [ -n "$cnclip" ] && grep -q "internal error" "$out/check.err" 2>/dev/null && ! grep -q '"checks"' "$out/check.json" 2>/dev/null; then
+  note "(b) cnclip does not start: $(head -c 2000 "$out/check.err")"
+  if [ "${STOP_WITHOUT_CNCLIP:-0}" = 1 ]; then summary; exit 1; fi
+  cnclip=
+fi
+[ -n "$cnclip" ] || note "(b) checks: skipped, no cnclip"
 
-def rounds(side):
-    runs = [load(f) for f in sorted(n[:-5] for n in os.listdir(out) if n.startswith(side + "-") and n.endswith(".json"))]
-    timed = [r for r in runs if "ms_per_step_median" in r]
-    if not timed:
-        return {"error": runs[0].get("error") if runs else "not run", "rounds": len(runs)}
-    ms = statistics.median(r["ms_per_step_median"] for r in timed)
-    batch = timed[0]["batch"]
-    return {"rounds": len(runs), "ms_per_step_median_of_rounds": round(ms, 2), "samples_per_s": round(batch * 1000 / ms, 2),
-            "round_medians_ms": [r["ms_per_step_median"] for r in timed], "mfu": round(batch * 1000 / ms * FLOP_PER_SAMPLE / PEAK_BF16, 4),
-            "nvidia_smi_peak_mib": max((r["nvidia_smi_peak_mib"] or 0) for r in timed), "last_round": timed[-1]}
-
-def train(device):
-    try:
-        rc, seconds = open(os.path.join(out, f"train-{device}.rc")).read().split()
-    except (OSError, ValueError):
-        return "not run"
-    r = {"exit": int(rc), "seconds": round(float(seconds), 1), "best_pt": open(os.path.join(out, f"train-{device}.best")).read().strip()}
-    try:
-        valid = [json.loads(l) for l in open(os.path.join(out, f"train-{device}.metrics.jsonl")) if '"valid"' in l]
-        r["epochs"] = valid[-1]["epoch"]
-        r["last_t2i"], r["last_i2t"] = valid[-1]["t2i"], valid[-1]["i2t"]
-    except (OSError, IndexError, KeyError, ValueError) as e:
-        r["metrics"] = f"unreadable ({e})"
-    return r
-
-check, ours, peer = load("check"), rounds("cnclip"), rounds("peer")
-summary = {
-    "gpu": open(os.path.join(out, "gpu.csv")).read().strip().splitlines()[-1:],
-    "checks": check.get("checks", check.get("error")),
-    "cnclip": ours, "transformers": peer,
-    "throughput_ratio": round(ours["samples_per_s"] / peer["samples_per_s"], 3) if "samples_per_s" in ours and "samples_per_s" in peer else None,
-    "train_demo_stage1": {"cuda_bf16": train("cuda"), "cpu_fp32": train("cpu")},
-    "cnclip_grad_checkpointing": {k: v for k, v in load("ckpt-cnclip").items() if k in ("ms_per_step_median", "samples_per_s", "nvidia_smi_peak_mib", "error")},
+# (c) batch 128: every variant in one cnclip process (they take turns), alternating with the peer; phases and the
+# peer's kernel profile in the last round.
+phase_c() {
+for r in $(seq 1 "$rounds"); do
+  last=$([ "$r" = "$rounds" ] && echo 1 || echo 0)
+  [ -n "$cnclip" ] && run "cnclip-128-r$r" 45 "$cnclip" bench gpu --batch 128 --context-length 52 --precision bf16 --variants "$variants" \
+    --steps "$steps" --warmup 3 --rounds 1 --phase-steps $((last * 5))
+  run "peer-128-r$r" 25 python3 bench/gpu/peer.py --batch 128 --context-length 52 --precision bf16 --steps "$steps" \
+    --phase-steps $((last * 5)) --profile-top $((last * 15))
+done
+best=$(python3 bench/gpu/report.py best "$out")
+note "(c) fastest padded variant: $best"
 }
-open(os.path.join(out, "summary.json"), "w").write(json.dumps(summary, indent=1))
-print(json.dumps(summary))
-PY
-if [ -n "${OUT:-}" ]; then
-  cp "$out/summary.json" "$OUT/summary.json" 2>/dev/null
-  tar -C "$out" -czf "$OUT/gpu-logs.tar.gz" .
+
+# (d) the batch sweep with the fastest variant, both sides, then the largest batch the two points predict.
+sweep() { # SIDE BATCH
+  local side=$1 b=$2 name; name=$(printf 'sweep-%s-%05d' "$1" "$2")
+  if [ "$side" = cnclip ]; then
+    [ -n "$cnclip" ] && run "$name" $((14 + b * 16 / 1000)) "$cnclip" bench gpu --batch "$b" --context-length 52 --precision bf16 --variants "$best" \
+      --steps 5 --warmup 2 --phase-steps 0
+  else
+    run "$name" $((20 + b * 18 / 1000)) python3 bench/gpu/peer.py --batch "$b" --context-length 52 --precision bf16 --steps 5 --warmup 2 --phase-steps 0
+  fi
+}
+phase_d() {
+for b in 256 512; do sweep cnclip $b; sweep peer $b; done
+for side in cnclip peer; do
+  big=$(python3 bench/gpu/report.py largest "$out" "$side" "$total_mib")
+  if [ -n "$big" ] && [ "$big" -gt 512 ]; then
+    note "(d) $side: largest batch predicted from the sweep's memory: $big"
+    sweep "$side" "$big"
+    # Not timed (out of memory, or it failed otherwise): once more at 85%.
+    grep -q '"ms_per_step_median"' "$out/$(printf 'sweep-%s-%05d' "$side" "$big").json" 2>/dev/null || sweep "$side" $((big * 85 / 100 / 32 * 32))
+  else
+    note "(d) $side: no largest-batch prediction (the sweep's two points are missing)"
+  fi
+done
+}
+
+# (e) gradient checkpointing at batch 128, then the largest batch its memory predicts, capped by the time left
+# (keeping ~75 s for (f)).
+phase_e() {
+if [ -n "$cnclip" ]; then
+  run ckpt-cnclip-00128 25 "$cnclip" bench gpu --batch 128 --context-length 52 --precision bf16 --variants "$best" --grad-checkpointing \
+    --steps 5 --warmup 2 --phase-steps 0
+  big=$(python3 bench/gpu/report.py ckpt-largest "$out" "$total_mib")
+  ms=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["variants"][0]["ms_per_step_median"])' "$out/ckpt-cnclip-00128.json" 2>/dev/null)
+  if [ -n "$big" ] && [ -n "$ms" ]; then
+    # two steps (one warm-up) plus ~20 s of start-up and data at the measured per-sample time
+    by_time=$(python3 -c 'import sys; left, ms = float(sys.argv[1]), float(sys.argv[2]); print(int((left - 75 - 20) / 2 / (ms / 128 / 1000)) // 32 * 32)' "$(($(left) - reserve))" "$ms")
+    note "(e) checkpointing: largest batch predicted from memory $big, the time left allows $by_time"
+    [ "$by_time" -lt "$big" ] && big=$by_time
+    if [ "$big" -gt 128 ]; then
+      est=$(python3 -c 'import sys; print(int(20 + 2 * float(sys.argv[1]) * float(sys.argv[2]) / 128 / 1000))' "$big" "$ms")
+      run "$(printf 'ckpt-cnclip-%05d' "$big")" "$est" "$cnclip" bench gpu --batch "$big" --context-length 52 --precision bf16 --variants "$best" \
+        --grad-checkpointing --steps 1 --warmup 1 --phase-steps 0
+    fi
+  fi
+else
+  note "(e) checkpointing: skipped (no cnclip)"
 fi
+}
+
+# (f) our step's kernels under ncu (the peer's came with its last batch-128 round): first 100 kernels of the profiled
+# step to price ncu's per-kernel cost, then as many of its kernels as the time left allows.
+phase_f() {
+ncu_bin=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -n 1)
+if [ -z "$cnclip" ]; then
+  note "(f) ncu: skipped (no cnclip)"
+elif [ -z "$ncu_bin" ]; then
+  note "(f) ncu: not found on this machine"
+else
+  ncu_args=(--clock-control none --cache-control none --profile-from-start off --target-processes all --metrics gpu__time_duration.sum
+    --csv --page raw --print-units base --print-kernel-base function)
+  step_args=(bench gpu --batch 128 --context-length 52 --precision bf16 --variants "$best" --steps 1 --warmup 2 --phase-steps 0 --profile-step)
+  if run ncu-probe 35 "$ncu_bin" "${ncu_args[@]}" --launch-count 100 --log-file "$out/ncu-probe.csv" "$cnclip" "${step_args[@]}"; then
+    read -r cap per_kernel fixed < <(python3 bench/gpu/report.py ncu-cap "$out" "$(($(left) - reserve))")
+    note "(f) ncu: ~${per_kernel} s per profiled kernel, ~${fixed} s fixed; up to $cap kernels fit"
+    echo "$cap" > "$out/ncu-full.cap"
+    if [ "${cap:-0}" -ge 300 ]; then
+      est=$(python3 -c 'import sys; print(int(float(sys.argv[3]) + min(int(sys.argv[1]), 4000) * float(sys.argv[2])))' "$cap" "$per_kernel" "$fixed")
+      run ncu-full "$est" "$ncu_bin" "${ncu_args[@]}" --launch-count "$cap" --log-file "$out/ncu-full.csv" "$cnclip" "${step_args[@]}"
+    fi
+  fi
+fi
+}
+
+# Lowest priority: the peer's gradient checkpointing at batch 128.
+phase_last() {
+run ckpt-peer-00128 25 python3 bench/gpu/peer.py --batch 128 --context-length 52 --precision bf16 --steps 5 --warmup 2 --phase-steps 0 --grad-checkpointing
+}
+
+best=base
+for phase in c d e f last; do
+  if [ "$gpu" = 1 ]; then
+    "phase_$phase"
+  else
+    case $phase in
+      c) note "(c) batch 128, variants vs the peer: skipped, no CUDA device" ;;
+      d) note "(d) batch sweep 256/512/largest: skipped, no CUDA device" ;;
+      e) note "(e) gradient checkpointing: skipped, no CUDA device" ;;
+      f) note "(f) kernel profiles (torch.profiler, ncu): skipped, no CUDA device" ;;
+      last) note "peer gradient checkpointing: skipped, no CUDA device" ;;
+    esac
+  fi
+done
+summary

@@ -45,11 +45,15 @@ public static class CliApp
         root.Subcommands.Add(EvaluateCommand.Create(io));
         root.Subcommands.Add(ZeroShotCommand.Create(io));
         root.Subcommands.Add(ConvertModelCommand.Create(io));
-        root.Subcommands.Add(BenchCommand.Create(io));
+        root.Subcommands.Add(ExportOnnxCommand.Create(io));
+        root.Subcommands.Add(IndexCommand.Create(io));
+        root.Subcommands.Add(SearchCommand.Create(io));
+        root.Subcommands.Add(BenchCommand.Create(io, environment));
         root.Subcommands.Add(SubmitCommand.Create(io, environment));
         root.Subcommands.Add(StatusCommand.Create(io, environment));
         root.Subcommands.Add(WatchCommand.Create(io, environment));
         root.Subcommands.Add(CancelCommand.Create(io, environment));
+        root.Subcommands.Add(DeployCommand.Create(io, environment));
 
         ParseResult parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
@@ -74,7 +78,11 @@ public static class CliApp
         }
         catch (Exception e)
         {
-            io.Error.WriteLine($"cnclip: internal error: {e.GetType().Name}: {OneLine(e.Message)}");
+            // A wrapper (TypeInitializationException, TargetInvocationException, AggregateException) says nothing of its
+            // cause, so the chain of causes goes on the same line.
+            var causes = new List<string>();
+            for (Exception? x = e; x is not null; x = x.InnerException) causes.Add($"{x.GetType().Name}: {OneLine(x.Message)}");
+            io.Error.WriteLine($"cnclip: internal error: {string.Join(" <- ", causes)}");
             return ExitCodes.Failure;
         }
     }
@@ -82,7 +90,8 @@ public static class CliApp
     static bool IsInputError(Exception e) =>
         e is CliException or ArchitectureException or FileNotFoundException or DirectoryNotFoundException
             or UnauthorizedAccessException or InvalidDataException or FormatException or Training.DeviceUnavailableException
-        || e.GetType().Namespace?.StartsWith("ChineseClip.Model", StringComparison.Ordinal) == true;
+        || e.GetType().Namespace?.StartsWith("ChineseClip.Model", StringComparison.Ordinal) == true
+        || e.GetType().Namespace?.StartsWith("ChineseClip.Onnx", StringComparison.Ordinal) == true;
 
     static string OneLine(string message) => message.ReplaceLineEndings(" | ").Trim();
 }

@@ -1,6 +1,6 @@
-// The training arguments a stage may set, by their official names (cn_clip/training/params.py), with their kinds: what
-// a schedule's hyperparameters are checked against before any worker sees them. TrainOptions binds the same names
-// (a test keeps the two lists equal).
+// The training arguments, by their official names (cn_clip/training/params.py), with their kinds: the one list of
+// them. A schedule's hyperparameters are checked against it before any worker sees them, YAML configs are typed by it,
+// and TrainOptions binds these names to its properties by snake_case (a test keeps names and kinds equal).
 namespace ChineseClip.Contracts;
 
 public enum ArgumentKind { Integer, Number, Boolean, Text }

@@ -62,18 +62,21 @@ public sealed class ClipModel : nn.Module<Tensor, Tensor, ClipOutput>
     public Tensor EncodeImage(Tensor pixels) => visual.forward(pixels);
 
     /// <summary>Text embeddings (not normalised): the [CLS] hidden state @ text_projection.</summary>
-    public Tensor EncodeText(Tensor ids)
+    /// <param name="padded">Whether the ids hold [PAD], when known (see BertModel.SkipMaskWhenUnpadded).</param>
+    public Tensor EncodeText(Tensor ids, bool? padded = null)
     {
         using var scope = NewDisposeScope();
-        Tensor cls = bert.forward(ids).select(1, 0);
+        Tensor cls = bert.Encode(ids, padded).select(1, 0);
         return cls.matmul(text_projection.to(cls.dtype)).MoveToOuterDisposeScope();
     }
 
     public override ClipOutput forward(Tensor pixels, Tensor ids)
     {
         using var scope = NewDisposeScope();
+        // Asked before the image tower's work is queued, so that the device synchronisation it takes waits for little.
+        bool? padded = bert.SkipMaskWhenUnpadded ? BertModel.HasPadding(ids) : null;
         Tensor image = Normalize(EncodeImage(pixels));
-        Tensor text = Normalize(EncodeText(ids));
+        Tensor text = Normalize(EncodeText(ids, padded));
         return new ClipOutput(image.MoveToOuterDisposeScope(), text.MoveToOuterDisposeScope(),
             logit_scale.exp().MoveToOuterDisposeScope());
     }

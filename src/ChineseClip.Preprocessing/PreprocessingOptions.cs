@@ -1,3 +1,7 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+
 namespace ChineseClip.Preprocessing;
 
 /// <summary>Queue and consumer settings, bound from the "Preprocessing" configuration section.</summary>
@@ -38,5 +42,23 @@ public sealed class PreprocessingOptions
     {
         var problems = Problems().ToList();
         return problems.Count == 0 ? this : throw new ArgumentException(string.Join("; ", problems));
+    }
+}
+
+public static class PreprocessingOptionsExtensions
+{
+    /// <summary>Binds <see cref="PreprocessingOptions"/> to the "Preprocessing" section, checked when the host starts:
+    /// a bad setting stops it with one line per bad key.</summary>
+    public static IServiceCollection AddPreprocessingOptions(this IServiceCollection services)
+    {
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<PreprocessingOptions>, Validator>());
+        services.AddOptions<PreprocessingOptions>().BindConfiguration(PreprocessingOptions.Section).ValidateOnStart();
+        return services;
+    }
+
+    sealed class Validator : IValidateOptions<PreprocessingOptions>
+    {
+        public ValidateOptionsResult Validate(string? name, PreprocessingOptions options) =>
+            options.Problems().ToList() is { Count: > 0 } problems ? ValidateOptionsResult.Fail(problems) : ValidateOptionsResult.Success;
     }
 }

@@ -11,6 +11,7 @@
 // and moment still lives at its place in the flats, the gradients are the bucket's, all states at the same step);
 // when it does not (a parameter's storage was replaced, the bucket rebuilt for another trainable set), it falls back
 // to TorchSharp's per-parameter step, which computes the same update.
+using System.Runtime.CompilerServices;
 using ChineseClip.Model;
 using ChineseClip.Model.Runtime;
 using ChineseClip.Training.Distributed;
@@ -24,6 +25,10 @@ public sealed class FlatAdamW : AdamW
 {
     // Temporaries (the denominator) are made per chunk of a group, so a step needs at most this many extra elements.
     const long ChunkElements = 1L << 25;
+
+    // The optimizer of each model, so that the bf16 compute copy (made before the optimizer) can find the fp32 flat
+    // buffer to re-cast from (Bf16Compute.FlatCopy).
+    static readonly ConditionalWeakTable<ClipModel, FlatAdamW> Optimizers = new();
 
     readonly ClipModel _model;
     readonly List<Parameter> _order;
@@ -41,6 +46,7 @@ public sealed class FlatAdamW : AdamW
         _model = model;
         _order = groups.SelectMany(g => g.Parameters).ToList();
         _groupRanges = new (long, long)[groups.Count];
+        Optimizers.AddOrUpdate(model, this);
         if (_order.Count == 0 || _order.Any(p => p.dtype != _order[0].dtype || p.device_type != _order[0].device_type || p.device_index != _order[0].device_index || !p.is_floating_point()))
             return; // nothing to flatten, or a mix the flats cannot hold: TorchSharp's loop
         // The gradient bucket's layout (aligned starts, padding between tensors): a group is one slice of each buffer,
@@ -78,6 +84,20 @@ public sealed class FlatAdamW : AdamW
             state.exp_avg_sq = avgSq;
         }
     }
+
+    /// <summary>The newest FlatAdamW made for <paramref name="model"/> and not yet disposed, else null.</summary>
+    public static FlatAdamW? Of(ClipModel model) => Optimizers.TryGetValue(model, out var o) ? o : null;
+
+    /// <summary>The fp32 weights as one flat buffer (null when the parameters could not be flattened), the parameters in
+    /// its order, and where each starts (<see cref="FlatLayout"/>).</summary>
+    public Tensor? FlatWeights => _weights;
+    public IReadOnlyList<Parameter> FlatOrder => _order;
+    public IReadOnlyList<long> FlatOffsets => _offsets;
+
+    /// <summary>Whether parameter <paramref name="i"/> of <see cref="FlatOrder"/> still lives at its place in
+    /// <see cref="FlatWeights"/> (nothing replaced its storage).</summary>
+    public bool InPlace(int i) =>
+        _weights is not null && TorchNative.DataPointer(_order[i]) == TorchNative.DataPointer(_weights) + (nint)(_offsets[i] * _weights.ElementSize);
 
     Tensor Slice(Tensor flat, int i) => flat.narrow(0, _offsets[i], _order[i].numel()).view(_order[i].shape).DetachFromDisposeScope();
 
@@ -152,6 +172,7 @@ public sealed class FlatAdamW : AdamW
         base.Dispose(disposing); // disposes the states' views
         if (disposing)
         {
+            if (Optimizers.TryGetValue(_model, out var o) && ReferenceEquals(o, this)) Optimizers.Remove(_model);
             _weights?.Dispose();
             _expAvg?.Dispose();
             _expAvgSq?.Dispose();

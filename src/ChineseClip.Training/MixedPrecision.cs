@@ -3,9 +3,16 @@
 // before each step the fp32 weights are cast into the copy, after the backward its gradients are cast into the fp32
 // gradient bucket, and AdamW updates the fp32 weights. The loss itself is computed in fp32 from the features, as
 // autocast would (softmax/cross-entropy run in fp32 there).
+//
+// FlatCopy (off by default until it is timed on a GPU): the re-cast is one copy of FlatAdamW's fp32 flat buffer into a
+// bf16 buffer of the same layout, the copy's parameters being views into it, instead of one copy per tensor (~200
+// launches). FlatLayout's aligned starts matter here: a first try laid the bf16 views end to end, 2 bytes off the
+// 16-byte alignment of CUDA's matrix kernels, and the step ran 2x slower (bench/gpu/RESULTS.md, call 5).
 using ChineseClip.Model;
+using ChineseClip.Model.Runtime;
 using ChineseClip.Training.Distributed;
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace ChineseClip.Training;
@@ -16,6 +23,20 @@ public sealed class Bf16Compute : IDisposable
     readonly List<(Tensor Master, Tensor Copy)> _parameters = [];
     readonly List<(Tensor Master, Tensor Copy)> _buffers = [];
     readonly List<(nn.Module Master, nn.Module Copy)> _modules;
+    FlatCast? _flat;
+
+    // The bf16 buffer laid out like Source's fp32 flat buffer; Covered[k]: pair k of _parameters lives in both flats
+    // (at Offsets[k]); the others are re-cast one by one.
+    sealed record FlatCast(FlatAdamW Source, Tensor Weights, bool[] Covered, long[] Offsets);
+
+    /// <summary>Re-cast the weights with one copy from FlatAdamW's fp32 flat buffer into a bf16 buffer laid out the
+    /// same way (the copy's parameters become views into it). Falls back to one copy per tensor whenever that layout
+    /// does not hold (another optimizer, a parameter whose storage was replaced).</summary>
+    public bool FlatCopy { get; set; }
+
+    /// <summary>How many re-casts took the one-copy path and how many copied tensor by tensor (tests, benchmarks).</summary>
+    public int FlatPulls { get; private set; }
+    public int PerTensorPulls { get; private set; }
 
     /// <summary>The bf16 copy the forward and backward passes run on.</summary>
     public ClipModel Compute { get; }
@@ -46,7 +67,17 @@ public sealed class Bf16Compute : IDisposable
     public void PullWeights()
     {
         using var _ = no_grad();
-        foreach (var (m, c) in _parameters) c.copy_(m);
+        if (FlatCopy && Flat() is FlatCast flat)
+        {
+            flat.Weights.copy_(flat.Source.FlatWeights!);
+            for (int k = 0; k < _parameters.Count; k++) if (!flat.Covered[k]) _parameters[k].Copy.copy_(_parameters[k].Master);
+            FlatPulls++;
+        }
+        else
+        {
+            foreach (var (m, c) in _parameters) c.copy_(m);
+            PerTensorPulls++;
+        }
         foreach (var (m, c) in _buffers) if (m.is_floating_point()) c.copy_(m);
         foreach (var (m, c) in _modules) if (c.training != m.training) c.train(m.training);
     }
@@ -60,5 +91,53 @@ public sealed class Bf16Compute : IDisposable
         foreach (var (m, c) in _buffers) if (m.is_floating_point()) m.copy_(c);
     }
 
-    public void Dispose() => Compute.Dispose();
+    // The bf16 flat buffer when the one-copy re-cast can be used now: made (or remade, for a new optimizer) on first
+    // use, then checked each step (every covered pair still at its offset in both buffers); null means per tensor.
+    FlatCast? Flat()
+    {
+        if (FlatAdamW.Of(_master) is not FlatAdamW optimizer || optimizer.FlatWeights is not Tensor fp32) return null;
+        if (_flat is not null && ReferenceEquals(_flat.Source, optimizer) && _flat.Weights.numel() == fp32.numel() && Holds(_flat, fp32)) return _flat;
+        var index = new Dictionary<Parameter, int>(ReferenceEqualityComparer.Instance);
+        for (int i = 0; i < optimizer.FlatOrder.Count; i++)
+        {
+            if (!optimizer.InPlace(i)) return null;
+            index[optimizer.FlatOrder[i]] = i;
+        }
+        var covered = new bool[_parameters.Count];
+        var offsets = new long[_parameters.Count];
+        Tensor weights = zeros(fp32.numel(), dtype: ScalarType.BFloat16, device: fp32.device).DetachFromDisposeScope();
+        for (int k = 0; k < _parameters.Count; k++)
+        {
+            var (m, c) = _parameters[k];
+            if (m is not Parameter p || !index.TryGetValue(p, out int i)) continue;
+            offsets[k] = optimizer.FlatOffsets[i];
+            using var view = weights.narrow(0, offsets[k], c.numel()).view(c.shape);
+            view.copy_(c);
+            c.set_(view); // the copy's parameter now lives in the bf16 flat buffer (same Parameter object)
+            covered[k] = true;
+        }
+        _flat?.Weights.Dispose();
+        _flat = new FlatCast(optimizer, weights, covered, offsets);
+        return _flat;
+    }
+
+    bool Holds(FlatCast flat, Tensor fp32)
+    {
+        IntPtr master = TorchNative.DataPointer(fp32), copy = TorchNative.DataPointer(flat.Weights);
+        for (int k = 0; k < _parameters.Count; k++)
+        {
+            if (!flat.Covered[k]) continue;
+            var (m, c) = _parameters[k];
+            if (TorchNative.DataPointer(m) != master + (nint)(flat.Offsets[k] * fp32.ElementSize)
+                || TorchNative.DataPointer(c) != copy + (nint)(flat.Offsets[k] * flat.Weights.ElementSize))
+                return false;
+        }
+        return true;
+    }
+
+    public void Dispose()
+    {
+        Compute.Dispose();
+        _flat?.Weights.Dispose();
+    }
 }

@@ -3,6 +3,7 @@
 // 128, lr 5e-5, wd 0.001, warmup 100, 3 epochs) where params.py's generic ones differ.
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using ChineseClip.Contracts;
 
 namespace ChineseClip.Training;
 
@@ -96,25 +97,8 @@ public sealed record TrainOptions
     public static readonly IReadOnlyList<string> SupportedPrecisions = ["fp32", "bf16"];
     public static readonly IReadOnlyList<string> SdpaBackends = ["auto", "flash", "math"];
 
-    internal static readonly Dictionary<string, string> Known = new()
-    {
-        ["train_data"] = nameof(TrainData), ["val_data"] = nameof(ValData), ["train_shards"] = nameof(TrainShards), ["arch"] = nameof(Arch), ["vocab"] = nameof(Vocab),
-        ["resume"] = nameof(Resume), ["logs"] = nameof(Logs), ["name"] = nameof(Name), ["batch_size"] = nameof(BatchSize),
-        ["valid_batch_size"] = nameof(ValidBatchSize), ["context_length"] = nameof(ContextLength), ["lr"] = nameof(Lr),
-        ["wd"] = nameof(Wd), ["warmup"] = nameof(Warmup), ["max_epochs"] = nameof(MaxEpochs), ["beta1"] = nameof(Beta1),
-        ["beta2"] = nameof(Beta2), ["eps"] = nameof(Eps), ["seed"] = nameof(Seed), ["log_interval"] = nameof(LogInterval),
-        ["valid_epoch_interval"] = nameof(ValidEpochInterval), ["valid_step_interval"] = nameof(ValidStepInterval), ["threads"] = nameof(Threads),
-        ["reset_optimizer"] = nameof(ResetOptimizer), ["reset_data_offset"] = nameof(ResetDataOffset),
-        ["save_step_frequency"] = nameof(SaveStepFrequency), ["accum_freq"] = nameof(AccumFreq),
-        ["freeze_vision"] = nameof(FreezeVision), ["grad_checkpointing"] = nameof(GradCheckpointing), ["use_augment"] = nameof(UseAugment),
-        ["max_steps"] = nameof(MaxSteps), ["skip_scheduler"] = nameof(SkipScheduler), ["save_epoch_frequency"] = nameof(SaveEpochFrequency),
-        ["num_workers"] = nameof(NumWorkers), ["valid_num_workers"] = nameof(ValidNumWorkers),
-        ["report_training_batch_acc"] = nameof(ReportTrainingBatchAcc), ["debug"] = nameof(Debug),
-        ["use_bn_sync"] = nameof(UseBnSync), ["mask_ratio"] = nameof(MaskRatio), ["skip_aggregate"] = nameof(SkipAggregate),
-        ["clip_weight_path"] = nameof(ClipWeightPath), ["bert_weight_path"] = nameof(BertWeightPath), ["distillation"] = nameof(Distillation),
-        ["teacher_model_name"] = nameof(TeacherModelName), ["kd_loss_weight"] = nameof(KdLossWeight),
-        ["device"] = nameof(Device), ["precision"] = nameof(Precision), ["tf32"] = nameof(Tf32), ["sdpa_backend"] = nameof(SdpaBackend),
-    };
+    // The official names are the properties' names in snake_case (TrainArguments.All lists them, with their kinds).
+    static readonly JsonSerializerOptions Binding = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
     /// <summary>Reads a JSON or YAML (.yaml/.yml) config; unknown keys, wrong types and missing required keys are errors naming the key.
     /// Relative paths are taken relative to the config file's folder.</summary>
@@ -122,17 +106,18 @@ public sealed record TrainOptions
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: config file not found", path);
         JsonObject o;
-        bool yaml = path.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase) || path.EndsWith(".yml", StringComparison.OrdinalIgnoreCase);
+        bool yaml = YamlJson.IsYamlPath(path);
         try
         {
             string text = File.ReadAllText(path);
-            o = (yaml ? YamlToJson(text, path) : JsonNode.Parse(text, documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false }))
-                as JsonObject ?? throw new JsonException("not a mapping of keys to values");
+            o = (yaml ? YamlJson.Parse(text, path) : JsonNode.Parse(text, documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false })) as JsonObject
+                ?? throw new JsonException("not a mapping of keys to values");
         }
-        catch (Exception e) when (e is JsonException or YamlDotNet.Core.YamlException)
+        catch (JsonException e)
         {
             throw new InvalidDataException($"{path}: invalid {(yaml ? "YAML" : "JSON")}: {e.Message}");
         }
+        if (yaml) TypeYamlScalars(o, path);
         return FromJson(o, path, Path.GetDirectoryName(Path.GetFullPath(path))!);
     }
 
@@ -154,17 +139,17 @@ public sealed record TrainOptions
         foreach (var (key, value) in o)
         {
             string k = key.Replace('-', '_');
-            if (!Known.TryGetValue(k, out string? property)) throw new InvalidDataException($"{path}: unknown key '{key}'");
-            normalized[property] = value?.DeepClone();
+            if (!TrainArguments.All.ContainsKey(k)) throw new InvalidDataException($"{path}: unknown key '{key}'");
+            normalized[k] = value?.DeepClone();
         }
         TrainOptions options;
         try
         {
-            options = normalized.Deserialize<TrainOptions>(new JsonSerializerOptions { PropertyNameCaseInsensitive = false })!;
+            options = normalized.Deserialize<TrainOptions>(Binding)!;
         }
         catch (JsonException e)
         {
-            string key = Known.FirstOrDefault(kv => e.Path?.Contains(kv.Value) == true || e.Message.Contains(kv.Value)).Key ?? "?";
+            string key = TrainArguments.All.Keys.FirstOrDefault(k => e.Path == $"$.{k}" || e.Message.Contains($"'{k}'")) ?? "?";
             throw new InvalidDataException($"{path}: key '{key}': {e.Message.Split(". Path")[0]}");
         }
         string? Rel(string? p) => p is null || Path.IsPathRooted(p) ? p : Path.GetFullPath(Path.Combine(dir, p));
@@ -194,32 +179,16 @@ public sealed record TrainOptions
         return true;
     }
 
-    /// <summary>Values a YAML config may hold once its aliases are expanded (a config has a few dozen): an alias bomb
-    /// (aliases of aliases) would otherwise expand without end.</summary>
-    const int MaxYamlValues = 100_000;
-    const int MaxYamlDepth = 64;
-
-    // YAML scalars keep their natural types (numbers, booleans) so both formats bind the same way.
-    static JsonNode? YamlToJson(string text, string path)
+    // YAML scalars arrive as text: each training argument's text becomes a JSON value of its kind, as a schedule's
+    // hyperparameters do, so both formats bind the same way. Other keys are left for FromJson to refuse by name.
+    static void TypeYamlScalars(JsonObject o, string path)
     {
-        var deserializer = new YamlDotNet.Serialization.DeserializerBuilder().WithAttemptingUnquotedStringTypeDeserialization().Build();
-        int budget = MaxYamlValues;
-        return ToNode(deserializer.Deserialize<object?>(text), "", 0);
-
-        JsonNode? ToNode(object? value, string key, int depth)
+        foreach (var (key, value) in o.ToList())
         {
-            if (--budget < 0) throw new YamlDotNet.Core.YamlException($"more than {MaxYamlValues} values (aliases expanding?)");
-            if (depth > MaxYamlDepth) throw new YamlDotNet.Core.YamlException($"nested deeper than {MaxYamlDepth} levels");
-            string Child(object k) => key.Length == 0 ? $"{k}" : $"{key}.{k}";
-            return value switch
-            {
-                null => null,
-                IDictionary<object, object?> map => new JsonObject(map.Select(kv => KeyValuePair.Create($"{kv.Key}", ToNode(kv.Value, Child(kv.Key), depth + 1)))),
-                IList<object?> list => new JsonArray(list.Select((item, i) => ToNode(item, $"{key}[{i}]", depth + 1)).ToArray()),
-                double d when !double.IsFinite(d) => throw new InvalidDataException($"{path}: key '{key}': a number beyond the range of a double"),
-                float f when !float.IsFinite(f) => throw new InvalidDataException($"{path}: key '{key}': a number beyond the range of a float"),
-                _ => JsonValue.Create(value),
-            };
+            string k = key.Replace('-', '_');
+            if (value is not JsonValue v || v.GetValueKind() != JsonValueKind.String || !TrainArguments.All.ContainsKey(k)) continue;
+            if (!TrainArguments.TryToJson(k, v.GetValue<string>(), out string json, out string why)) throw new InvalidDataException($"{path}: key '{key}': {why}");
+            o[key] = JsonNode.Parse(json);
         }
     }
 

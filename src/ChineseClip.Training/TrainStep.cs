@@ -22,8 +22,18 @@ public static class TrainStep
     public static StepResult Run(ClipModel model, AdamW optimizer, Tensor pixels, Tensor ids, ICollectives? collectives = null,
         Bf16Compute? bf16 = null, bool aggregate = true)
     {
-        collectives ??= Alone;
         using var scope = NewDisposeScope();
+        var (loss, logits, allReduce) = Queue(model, optimizer, pixels, ids, collectives, bf16, aggregate);
+        return Result(model, loss.item<float>(), logits) with { AllReduceSeconds = allReduce };
+    }
+
+    /// <summary><see cref="Run"/> without reading anything back: on a GPU every kernel of the step is queued (not
+    /// necessarily run) when it returns, which lets a benchmark time the host's side of a step. The loss and logits
+    /// belong to the caller's dispose scope.</summary>
+    public static (Tensor Loss, Tensor Logits, double AllReduceSeconds) Queue(ClipModel model, AdamW optimizer, Tensor pixels, Tensor ids,
+        ICollectives? collectives = null, Bf16Compute? bf16 = null, bool aggregate = true)
+    {
+        collectives ??= Alone;
         var net = Prepare(model, bf16);
         var output = Fp32(net.forward(pixels, ids));
         Tensor loss = ContrastiveLoss.ComputeGathered(output.ImageFeatures, output.TextFeatures, output.LogitScale, aggregate ? collectives : Alone, out Tensor logits);
@@ -32,7 +42,7 @@ public static class TrainStep
         double allReduce = GradientSync.SumGradients(model, collectives);
         optimizer.step();
         OptimizerFactory.ClampLogitScale(model);
-        return Result(model, loss.item<float>(), logits) with { AllReduceSeconds = allReduce };
+        return (loss, logits, allReduce);
     }
 
     static ClipModel Prepare(ClipModel model, Bf16Compute? bf16)

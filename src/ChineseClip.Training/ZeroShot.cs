@@ -6,16 +6,10 @@ using static TorchSharp.torch;
 
 namespace ChineseClip.Training;
 
-public sealed record ZeroShotResult(int Images, int Classes, double Top1, double Top5, IReadOnlyList<(string File, string Truth, string Predicted)> Predictions);
-
 public static class ZeroShot
 {
     /// <summary>Our default Chinese prompts; `{}` is replaced by the class name.</summary>
-    public static readonly string[] DefaultTemplates =
-    [
-        "{}", "一张{}的照片。", "{}的图片。", "这是一张{}的图片。", "一张清晰的{}照片。", "一张模糊的{}照片。",
-        "一张{}的特写。", "画面里有{}。",
-    ];
+    public static readonly string[] DefaultTemplates = PromptTemplates.Chinese;
 
     /// <summary>[classes, embed] normalised class vectors.</summary>
     public static Tensor ClassVectors(ClipModel model, ClipTokenizer tokenizer, IReadOnlyList<string> classes, IReadOnlyList<string> templates, int contextLength)

@@ -4,6 +4,7 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using ChineseClip.Contracts.Coordinator;
+using ChineseClip.Distributed;
 using ChineseClip.Training;
 using ChineseClip.Training.Distributed;
 using ChineseClip.Worker.Extensions;
@@ -128,6 +129,9 @@ public sealed class WorkerService(Coordinator.CoordinatorClient coordinator, IOp
                 trainOptions.Device, new RingOptions { Group = a.RunId, ListenHost = _options.RingHost, Timeout = TimeSpan.FromSeconds(_options.RingTimeoutSeconds) });
             using var writer = new LogWriter(log);
             var lastReport = Stopwatch.StartNew();
+            // The newest checkpoint goes to the coordinator when it is written and again with every later report (a
+            // lost report is repaired by the next): a recovery of the stage resumes from it.
+            (string Path, long Step) checkpoint = ("", 0);
             var trainer = new Trainer(trainOptions, writer, group)
             {
                 OnProgress = p =>
@@ -135,14 +139,19 @@ public sealed class WorkerService(Coordinator.CoordinatorClient coordinator, IOp
                     // One report a second at most, but always the ones with validation results.
                     if (p.Validation is null && lastReport.Elapsed < TimeSpan.FromSeconds(1) && p.Step != p.Steps) return;
                     lastReport.Restart();
-                    _ = ReportProgress(a, p);
+                    _ = ReportProgress(a, p, checkpoint);
+                },
+                OnCheckpoint = (path, step) =>
+                {
+                    checkpoint = (path, step);
+                    _ = ReportProgress(a, null, checkpoint);
                 },
             };
             trainer.Run(cancel);
-            string checkpoints = Path.Combine(trainer.RunDir, "checkpoints");
+            var layout = trainer.Checkpoints;
             report.Succeeded = true;
-            report.BestCheckpoint = File.Exists(Path.Combine(checkpoints, "best.pt")) ? Path.Combine(checkpoints, "best.pt") : "";
-            report.LastCheckpoint = Path.Combine(checkpoints, "epoch_latest.pt");
+            report.BestCheckpoint = File.Exists(layout.Best) ? layout.Best : "";
+            report.LastCheckpoint = layout.Latest;
             log.LogInformation("Run {Run}: rank {Rank} done", a.RunId, a.Rank);
         }
         catch (OperationCanceledException)
@@ -177,22 +186,27 @@ public sealed class WorkerService(Coordinator.CoordinatorClient coordinator, IOp
         _ => true,
     };
 
-    async Task ReportProgress(StageAssignment a, TrainProgress p)
+    /// <summary>Sends progress (none: only the checkpoint) with the newest checkpoint of the run ("" = none yet).</summary>
+    async Task ReportProgress(StageAssignment a, TrainProgress? p, (string Path, long Step) checkpoint)
     {
-        var progress = new Progress
+        var report = new ProgressReport { RunId = a.RunId, Rank = a.Rank, Checkpoint = checkpoint.Path, CheckpointStep = checkpoint.Step };
+        if (p is not null)
         {
-            Epoch = p.Epoch, Epochs = p.Epochs, Step = p.Step, Steps = p.Steps, Loss = p.Loss, Lr = p.Lr, SamplesPerSecond = p.SamplesPerSecond,
-            DataSeconds = p.DataSeconds, ComputeSeconds = p.ComputeSeconds, AllreduceSeconds = p.AllReduceSeconds, EtaSeconds = p.EtaSeconds,
-        };
-        if (p.Validation is { } v)
-        {
-            progress.T2IRecall.AddRange([v.TextToImage.R1, v.TextToImage.R5, v.TextToImage.R10]);
-            progress.I2TRecall.AddRange([v.ImageToText.R1, v.ImageToText.R5, v.ImageToText.R10]);
-            progress.MeanRecall = v.MeanRecall;
+            report.Progress = new Progress
+            {
+                Epoch = p.Epoch, Epochs = p.Epochs, Step = p.Step, Steps = p.Steps, Loss = p.Loss, Lr = p.Lr, SamplesPerSecond = p.SamplesPerSecond,
+                DataSeconds = p.DataSeconds, ComputeSeconds = p.ComputeSeconds, AllreduceSeconds = p.AllReduceSeconds, EtaSeconds = p.EtaSeconds,
+            };
+            if (p.Validation is { } v)
+            {
+                report.Progress.T2IRecall.AddRange([v.TextToImage.R1, v.TextToImage.R5, v.TextToImage.R10]);
+                report.Progress.I2TRecall.AddRange([v.ImageToText.R1, v.ImageToText.R5, v.ImageToText.R10]);
+                report.Progress.MeanRecall = v.MeanRecall;
+            }
         }
         try
         {
-            await coordinator.ReportProgressAsync(new ProgressReport { RunId = a.RunId, Rank = a.Rank, Progress = progress });
+            await coordinator.ReportProgressAsync(report);
         }
         catch (RpcException e)
         {

@@ -118,4 +118,37 @@ public class ExtractFeaturesCommandTests
         Assert.Contains(Path.Combine("lmdb", "valid"), missing.Error);
         Directory.Delete(data, true);
     }
+
+    [Fact]
+    public void The_onnx_backend_over_an_exported_folder_gives_the_official_features()
+    {
+        string data = DataDir(), onnx = Path.Combine(data, "onnx"), output = Path.Combine(data, "out");
+        var export = CliRunner.Run("export-onnx", "--checkpoint", Fixture("parity.pt"), "--arch", Fixture("arch.json"), "--output", onnx);
+        Assert.True(export.ExitCode == 0, export.Error);
+        var r = CliRunner.Run("extract-features", "--backend", "onnx", "--onnx", onnx, "--vocab", SharedFiles.Path("reference", "vocab.txt"),
+            "--data-dir", data, "--split", "test", "--output-dir", output, "--batch-size", "5");
+        Assert.True(r.ExitCode == 0, r.Error);
+        AssertMatchOfficialFeatures(output);
+
+        // The arch, when given, must be the export's; another vocab than the export's is refused by its hash.
+        string vocab = Path.Combine(data, "vocab.txt");
+        File.WriteAllLines(vocab, File.ReadAllLines(SharedFiles.Path("reference", "vocab.txt")).Select((l, i) => i == 200 ? "changed" : l));
+        foreach (var (args, message) in new[]
+        {
+            (new[] { "--onnx", onnx, "--vocab", vocab }, "not the vocab"),
+            (["--onnx", onnx, "--vocab", SharedFiles.Path("reference", "vocab.txt"), "--arch", "RN50@RBT3-chinese"], "--arch RN50@RBT3-chinese differs"),
+            (["--vocab", vocab], "--backend onnx needs --onnx DIR"),
+            (["--onnx", onnx, "--vocab", vocab, "--checkpoint", Fixture("parity.pt")], "--checkpoint is for --backend torch"),
+            (["--onnx", Path.Combine(data, "nowhere"), "--vocab", vocab], "export folder not found"),
+        })
+        {
+            var bad = CliRunner.Run(["extract-features", "--backend", "onnx", .. args, "--data-dir", data, "--split", "test", "--output-dir", Path.Combine(data, "bad")]);
+            Assert.Equal(ExitCodes.BadInput, bad.ExitCode);
+            Assert.Contains(message, Assert.Single(bad.Error.TrimEnd('\n').Split('\n')));
+        }
+        Assert.False(Directory.Exists(Path.Combine(data, "bad")));
+        var torch = CliRunner.Run("extract-features", "--vocab", vocab, "--data-dir", data, "--split", "test", "--output-dir", output);
+        Assert.Contains("--backend torch needs --checkpoint and --arch", torch.Error);
+        Directory.Delete(data, true);
+    }
 }

@@ -61,6 +61,30 @@ public sealed class UserRunTests(ClusterFixture cluster) : IDisposable
         Assert.All(demo.Stages, s => Assert.True(s.Progress.T2IRecall.Count == 3 && s.Progress.T2IRecall[2] >= 30, recalls));
         Console.WriteLine($"demo recall: {recalls}");
 
+        // The search service (http://127.0.0.1:5292, the launch profile's port) follows the coordinator: the demo ends
+        // with collection "demo" served from stage 3's best checkpoint, and a text query answers.
+        using var search = new HttpClient { BaseAddress = new Uri("http://127.0.0.1:5292"), Timeout = TimeSpan.FromSeconds(30) };
+        JsonElement served = default;
+        var searchDeadline = DateTime.UtcNow.AddMinutes(3);
+        while (true)
+        {
+            try
+            {
+                var list = await search.GetFromJsonAsync<JsonElement>("/v1/collections");
+                served = list.GetProperty("collections").EnumerateArray().FirstOrDefault(c => c.GetProperty("name").GetString() == "demo");
+                if (served.ValueKind == JsonValueKind.Object && served.GetProperty("model").ValueKind == JsonValueKind.Object
+                    && served.GetProperty("model").GetProperty("schedule").GetString() == demo.Id) break;
+            }
+            catch (HttpRequestException) { /* not up yet */ }
+            Assert.True(DateTime.UtcNow < searchDeadline, $"collection demo not served from schedule {demo.Id} within 3 minutes (last: {served}); see {log}");
+            await Task.Delay(1000);
+        }
+        Assert.Equal(demo.Stages[2].BestCheckpoint, served.GetProperty("model").GetProperty("checkpoint").GetString());
+        Assert.Equal(demo.Stages[2].Name, served.GetProperty("model").GetProperty("stage").GetString());
+        Assert.True(served.GetProperty("count").GetInt32() >= 10);
+        var answer = await (await search.PostAsJsonAsync("/v1/search", new { collection = "demo", text = "红色的圆", k = 5 })).Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Equal(5, answer.GetProperty("results").GetArrayLength());
+
         using var http = new HttpClient { BaseAddress = new Uri("http://localhost:15888") };
         var resources = await http.GetFromJsonAsync<JsonElement>("/api/telemetry/resources");
         foreach (string service in new[] { "coordinator", "worker-0", "worker-1", "preprocessor-0" })

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using ChineseClip.Distributed;
 using ChineseClip.Model;
 using ChineseClip.Training.Distributed;
 using TorchSharp;

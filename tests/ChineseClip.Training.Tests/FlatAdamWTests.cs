@@ -17,7 +17,7 @@ public class FlatAdamWTests
     }
 
     // The optimizer the factory built before FlatAdamW: TorchSharp's own, per-parameter AdamW, same groups.
-    static AdamW Reference(ClipModel model, AdamWSettings s)
+    internal static AdamW Reference(ClipModel model, AdamWSettings s)
     {
         var groups = OptimizerFactory.TrainableInGroupOrder(model);
         return optim.AdamW(

@@ -71,4 +71,84 @@ public class MixedPrecisionTests
         Assert.True(master.abs().sum().item<float>() > 0);
         Assert.True(master.allclose(half.to(ScalarType.Float32), rtol: 0, atol: 0), "the fp32 gradients are not the cast bf16 ones");
     }
+
+    // Losses and fp32 master weights after `steps` bf16 steps, re-cast per tensor or with the one flat copy.
+    static (List<float> Losses, Dictionary<string, Tensor> Weights, Bf16Compute Compute, ClipModel Model) TrainBf16(bool flatCopy, int steps,
+        Func<ClipModel, TorchSharp.Modules.AdamW>? optimizerFor = null, Action<ClipModel, int>? beforeStep = null)
+    {
+        var model = TinyModel();
+        var compute = new Bf16Compute(model) { FlatCopy = flatCopy };
+        using var optimizer = optimizerFor?.Invoke(model) ?? OptimizerFactory.CreateAdamW(model, AdamWSettings.OfficialFor(model.Config, lr: 1e-3));
+        torch.manual_seed(3);
+        using var pixels = randn(4, 3, 64, 64);
+        using var ids = tensor(new long[] { 101, 2769, 102, 0, 101, 872, 1962, 102, 101, 679, 102, 0, 101, 2769, 872, 102 }, [4, 4]);
+        var losses = new List<float>();
+        for (int i = 0; i < steps; i++)
+        {
+            beforeStep?.Invoke(model, i);
+            losses.Add(TrainStep.Run(model, optimizer, pixels, ids, bf16: compute).Loss);
+        }
+        return (losses, model.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().clone()), compute, model);
+    }
+
+    static void AssertSame((List<float> Losses, Dictionary<string, Tensor> Weights, Bf16Compute, ClipModel) expected,
+        (List<float> Losses, Dictionary<string, Tensor> Weights, Bf16Compute, ClipModel) actual)
+    {
+        Assert.Equal(expected.Losses, actual.Losses);
+        foreach (var (name, w) in expected.Weights)
+            Assert.True(actual.Weights[name].allclose(w, rtol: 0, atol: 0), $"{name}: the weights differ");
+    }
+
+    [Fact]
+    public void The_flat_bf16_copy_gives_the_per_tensor_recasts_weights_and_losses()
+    {
+        var perTensor = TrainBf16(flatCopy: false, steps: 3);
+        var flat = TrainBf16(flatCopy: true, steps: 3);
+        using (perTensor.Model)
+        using (perTensor.Compute)
+        using (flat.Model)
+        using (flat.Compute)
+        {
+            Assert.Equal(3, flat.Compute.FlatPulls);
+            Assert.Equal(0, flat.Compute.PerTensorPulls);
+            Assert.Equal(3, perTensor.Compute.PerTensorPulls);
+            AssertSame(perTensor, flat);
+            // Every trainable parameter of the copy is a bf16 view into one buffer, at the fp32 flat buffer's offsets
+            // (64-element aligned starts), and equals its master cast to bf16.
+            Assert.Null(FlatAdamW.Of(flat.Model)); // a disposed optimizer is forgotten: a re-cast now goes per tensor
+            flat.Compute.PullWeights();
+            Assert.Equal(1, flat.Compute.PerTensorPulls);
+            var copies = flat.Compute.Compute.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+            var addresses = copies.Values.Where(p => p.requires_grad).Select(p => (long)Model.Runtime.TorchNative.DataPointer(p)).Order().ToList();
+            long first = addresses[0];
+            Assert.All(addresses, a => Assert.Equal(0, (a - first) % (2 * Distributed.FlatLayout.Alignment)));
+            foreach (var (name, w) in flat.Weights)
+                Assert.True(copies[name].allclose(w.to(ScalarType.BFloat16), rtol: 0, atol: 0), $"{name}: the bf16 copy is not the cast master");
+        }
+    }
+
+    [Fact]
+    public void The_flat_bf16_copy_falls_back_to_per_tensor_when_the_layout_does_not_hold()
+    {
+        // TorchSharp's own AdamW has no flat buffer: every re-cast is per tensor, with the same result.
+        var expected = TrainBf16(flatCopy: false, steps: 2);
+        var plain = TrainBf16(flatCopy: true, steps: 2, optimizerFor: m => FlatAdamWTests.Reference(m, AdamWSettings.OfficialFor(m.Config, lr: 1e-3)));
+        var perTensorAdamW = TrainBf16(flatCopy: false, steps: 2, optimizerFor: m => FlatAdamWTests.Reference(m, AdamWSettings.OfficialFor(m.Config, lr: 1e-3)));
+        // A master parameter moved out of the flat buffer after the first step: from then on per tensor.
+        var moved = TrainBf16(flatCopy: true, steps: 2, beforeStep: (m, i) =>
+        {
+            if (i != 1) return;
+            using var _ = no_grad();
+            var p = m.named_parameters().First(p => p.name.EndsWith("query.weight")).parameter;
+            p.set_(p.detach().clone());
+        });
+        using (expected.Model) using (expected.Compute) using (plain.Model) using (plain.Compute)
+        using (perTensorAdamW.Model) using (perTensorAdamW.Compute) using (moved.Model) using (moved.Compute)
+        {
+            Assert.Equal((0, 2), (plain.Compute.FlatPulls, plain.Compute.PerTensorPulls));
+            AssertSame(perTensorAdamW, plain);
+            Assert.Equal((1, 1), (moved.Compute.FlatPulls, moved.Compute.PerTensorPulls));
+            Assert.Equal(expected.Losses, moved.Losses);
+        }
+    }
 }

@@ -1,13 +1,32 @@
+using System.Reflection;
+using System.Text.Json;
 using ChineseClip.Contracts;
 
 namespace ChineseClip.Training.Tests;
 
 public class TrainArgumentsTests
 {
-    [Fact]
-    public void The_coordinator_checks_exactly_the_arguments_train_options_bind()
+    static ArgumentKind KindOf(Type type) => (Nullable.GetUnderlyingType(type) ?? type) switch
     {
-        Assert.Equal(TrainOptions.Known.Keys.Order(), TrainArguments.All.Keys.Order());
+        var t when t == typeof(int) || t == typeof(long) => ArgumentKind.Integer,
+        var t when t == typeof(double) => ArgumentKind.Number,
+        var t when t == typeof(bool) => ArgumentKind.Boolean,
+        var t when t == typeof(string) => ArgumentKind.Text,
+        var t => throw new InvalidOperationException($"no argument kind for {t}"),
+    };
+
+    [Fact]
+    public void Train_options_bind_exactly_the_arguments_the_coordinator_checks_with_the_same_kinds()
+    {
+        var bound = typeof(TrainOptions).GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p => p.CanWrite)
+            .ToDictionary(p => JsonNamingPolicy.SnakeCaseLower.ConvertName(p.Name), p => KindOf(p.PropertyType));
+        Assert.Equal(TrainArguments.All.OrderBy(kv => kv.Key), bound.OrderBy(kv => kv.Key));
+    }
+
+    [Fact]
+    public void Arguments_set_from_the_stage_are_training_arguments()
+    {
+        Assert.All(TrainArguments.FromStage, name => Assert.True(TrainArguments.All.ContainsKey(name), name));
     }
 
     [Theory]

@@ -53,8 +53,8 @@ public sealed class TrainOptionsTests : IDisposable
         for (int i = 1; i < 6; i++) yaml.Append($"a{i}: &a{i} [{string.Join(", ", Enumerable.Repeat($"*a{i - 1}", 9))}]\n");
         string path = Write("bomb.yaml", yaml.ToString());
         var e = Assert.Throws<InvalidDataException>(() => TrainOptions.Load(path));
-        Assert.StartsWith($"{path}: invalid YAML: ", e.Message);
-        Assert.Contains("values", e.Message);
+        Assert.StartsWith($"{path}:", e.Message);
+        Assert.Contains("more than 100000 values", e.Message);
     }
 
     public void Dispose()

@@ -321,7 +321,11 @@ public class TrainerTests
         var fromYaml = TrainOptions.Load(yaml);
         Assert.Equal((16, 1e-4, true, Path.Combine(dir, "data", "train")), (fromYaml.BatchSize, fromYaml.Lr, fromYaml.ResetOptimizer, fromYaml.TrainData));
         File.WriteAllText(yaml, "batch_size: [unclosed\n");
-        Assert.StartsWith($"{yaml}: invalid YAML", Assert.Throws<InvalidDataException>(() => TrainOptions.Load(yaml)).Message);
+        Assert.StartsWith($"{yaml}:2: invalid YAML", Assert.Throws<InvalidDataException>(() => TrainOptions.Load(yaml)).Message);
+        File.WriteAllText(yaml, "train_data: data/train\narch: RN50@RBT3-chinese\nvocab: v.txt\nbatch_size: many\n");
+        Assert.Equal($"{yaml}: key 'batch_size': 'many' is not an integer", Assert.Throws<InvalidDataException>(() => TrainOptions.Load(yaml)).Message);
+        File.WriteAllText(config, """{"train_data": ".", "arch": "x", "vocab": "v", "freeze_vision": "yes"}""");
+        Assert.StartsWith($"{config}: key 'freeze_vision': ", Assert.Throws<InvalidDataException>(() => TrainOptions.Load(config)).Message);
         Directory.Delete(dir, true);
     }
 }

@@ -7,11 +7,10 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
+using ChineseClip.Contracts;
 using ChineseClip.Contracts.Coordinator;
 using Google.Protobuf;
 using Google.Protobuf.Reflection;
-using YamlDotNet.Core;
-using YamlDotNet.RepresentationModel;
 
 namespace ChineseClip.Cli.Cluster;
 
@@ -20,8 +19,7 @@ public static partial class ScheduleFile
     public static Schedule Load(string path)
     {
         if (!File.Exists(path)) throw new CliException($"{path}: schedule file not found");
-        bool yaml = path.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase) || path.EndsWith(".yml", StringComparison.OrdinalIgnoreCase);
-        return Parse(File.ReadAllText(path), yaml, path);
+        return Parse(File.ReadAllText(path), YamlJson.IsYamlPath(path), path);
     }
 
     /// <summary>Reads a schedule from text; <paramref name="source"/> names it in errors.</summary>
@@ -80,59 +78,17 @@ public static partial class ScheduleFile
     [GeneratedRegex(@"\s*(Path:|LineNumber:).*$")]
     private static partial Regex JsonReason();
 
-    [GeneratedRegex(@"^\(Line: [^)]*\) - \(Line: [^)]*\): ")]
-    private static partial Regex YamlMark();
-
-    /// <summary>Values a schedule may hold once its aliases are expanded (schedules have hundreds), and its depth.</summary>
-    const int MaxYamlValues = 100_000;
-    const int MaxYamlDepth = 64;
-
     // Every scalar stays text (the checker converts it to what the field wants); lines[path] is where the path's key
     // (or, at the top, the document) stands.
     static JsonNode? ReadYaml(string text, string source, Dictionary<string, long> lines)
     {
-        var stream = new YamlStream();
         try
         {
-            stream.Load(new StringReader(text));
+            return YamlJson.Parse(text, source, lines);
         }
-        catch (YamlException e)
+        catch (InvalidDataException e)
         {
-            throw new CliException($"{source}:{e.Start.Line}: invalid YAML: {YamlMark().Replace(e.Message, "")}");
-        }
-        if (stream.Documents.Count == 0) return null;
-        if (stream.Documents.Count > 1) throw new CliException($"{source}: one YAML document expected, found {stream.Documents.Count}");
-        int budget = MaxYamlValues;
-        return Convert(stream.Documents[0].RootNode, "", 0);
-
-        JsonNode? Convert(YamlNode node, string path, int depth)
-        {
-            // Aliases are shared nodes here: expanding an alias bomb (aliases of aliases) would never end.
-            if (--budget < 0) throw new CliException($"{source}:{node.Start.Line}: more than {MaxYamlValues} values (aliases expanding?)");
-            if (depth > MaxYamlDepth) throw new CliException($"{source}:{node.Start.Line}: {path}: nested deeper than {MaxYamlDepth} levels");
-            lines.TryAdd(path, node.Start.Line);
-            switch (node)
-            {
-                case YamlMappingNode map:
-                    var o = new JsonObject();
-                    foreach (var (k, v) in map.Children)
-                    {
-                        string key = (k as YamlScalarNode)?.Value
-                            ?? throw new CliException($"{source}:{k.Start.Line}: {path}: keys must be plain names");
-                        string child = Checker.Child(path, key);
-                        lines[child] = k.Start.Line;
-                        o[key] = Convert(v, child, depth + 1);
-                    }
-                    return o;
-                case YamlSequenceNode list:
-                    return new JsonArray(list.Children.Select((item, i) => Convert(item, $"{path}[{i}]", depth + 1)).ToArray());
-                case YamlScalarNode { Style: ScalarStyle.Plain, Value: "" or "~" or "null" or "Null" or "NULL" }:
-                    return null;
-                case YamlScalarNode scalar:
-                    return JsonValue.Create(scalar.Value);
-                default:
-                    throw new CliException($"{source}:{node.Start.Line}: {path}: unsupported YAML node");
-            }
+            throw new CliException(e.Message);
         }
     }
 
@@ -141,8 +97,6 @@ public static partial class ScheduleFile
     sealed class Checker(Func<string, string> where)
     {
         public string Where(string path) => where(path);
-
-        public static string Child(string path, string key) => path.Length == 0 ? key : $"{path}.{key}";
 
         CliException Error(string path, string message) => new($"{where(path)}: {message}");
 
@@ -156,7 +110,7 @@ public static partial class ScheduleFile
             var result = new JsonObject();
             foreach (var (key, value) in o)
             {
-                string fieldPath = Child(path, key);
+                string fieldPath = YamlJson.Child(path, key);
                 FieldDescriptor field = descriptor.Fields.InDeclarationOrder().FirstOrDefault(f => f.Name == key || f.JsonName == key)
                     ?? throw Error(fieldPath, $"unknown field (known: {string.Join(", ", descriptor.Fields.InDeclarationOrder().Select(f => f.Name))})");
                 if (result.ContainsKey(field.Name)) throw Error(fieldPath, $"given twice ({field.Name} and {field.JsonName} are the same field)");
@@ -175,7 +129,7 @@ public static partial class ScheduleFile
             var result = new JsonObject();
             foreach (var (key, value) in o)
             {
-                string entryPath = Child(path, key);
+                string entryPath = YamlJson.Child(path, key);
                 result[key] = Single(valueField, value ?? throw Error(entryPath, "missing value"), entryPath);
             }
             return result;

@@ -4,7 +4,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
 using ChineseClip.Cli.Launching;
-using ChineseClip.Training.Distributed;
+using ChineseClip.Distributed;
 using static TorchSharp.torch;
 
 namespace ChineseClip.Cli.Commands;

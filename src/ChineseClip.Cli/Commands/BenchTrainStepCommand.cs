@@ -123,8 +123,8 @@ public static class BenchTrainStepCommand
 
     /// <summary>[CLS] + random word pieces of random length + [SEP], zero-padded: realistic masks for both towers.
     /// The official vocab's [CLS]/[SEP] are 101/102 and its word pieces start at 672; a small vocab (the demo's) keeps
-    /// its five specials first.</summary>
-    internal static Tensor RandomIds(int batch, int vocab, int contextLength)
+    /// its five specials first. <paramref name="full"/>: every text fills the context (no [PAD]).</summary>
+    internal static Tensor RandomIds(int batch, int vocab, int contextLength, bool full = false)
     {
         bool official = vocab > 672;
         long cls = official ? 101 : 2, sep = official ? 102 : 3;
@@ -133,7 +133,7 @@ public static class BenchTrainStepCommand
         var ids = new long[batch * contextLength];
         for (int b = 0; b < batch; b++)
         {
-            int length = random.Next(Math.Min(8, contextLength - 2), contextLength - 1);
+            int length = full ? contextLength - 2 : random.Next(Math.Min(8, contextLength - 2), contextLength - 1);
             ids[b * contextLength] = cls;
             for (int t = 1; t <= length; t++) ids[b * contextLength + t] = random.Next(firstWord, vocab);
             ids[b * contextLength + length + 1] = sep;

@@ -2,6 +2,7 @@
 // data-parallel worker processes joined by the ring collectives (the torchrun of this project).
 using System.CommandLine;
 using ChineseClip.Cli.Launching;
+using ChineseClip.Distributed;
 using ChineseClip.Training;
 using ChineseClip.Training.Distributed;
 

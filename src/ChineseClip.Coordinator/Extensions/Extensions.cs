@@ -23,8 +23,10 @@ public static class Extensions
     public static IHostApplicationBuilder AddCoordinator(this IHostApplicationBuilder builder)
     {
         builder.AddRedisClient("redis");
-        builder.Services.AddOptions<CoordinatorOptions>().Bind(builder.Configuration.GetSection("Coordinator"))
-            .Validate(o => !string.IsNullOrWhiteSpace(o.RunsDirectory), "Coordinator:RunsDirectory must be set").ValidateOnStart();
+        builder.Services.AddOptions<CoordinatorOptions>().BindConfiguration("Coordinator")
+            .Validate(o => !string.IsNullOrWhiteSpace(o.RunsDirectory), "Coordinator:RunsDirectory must be set")
+            .Validate(o => o.MaxAttempts >= 1, "Coordinator:MaxAttempts must be at least 1")
+            .Validate(o => o.RendezvousTimeout > TimeSpan.Zero, "Coordinator:RendezvousTimeout must be positive").ValidateOnStart();
         builder.Services.AddSingleton<ScheduleStore>();
         builder.Services.AddSingleton<WorkerRegistry>();
         builder.Services.AddSingleton<RendezvousTable>();

@@ -1,6 +1,7 @@
 // The coordinator's own spans (schedule > stage) and metrics (training progress as the workers report it).
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
+using ChineseClip.Contracts.Coordinator;
 
 namespace ChineseClip.Coordinator.Scheduling;
 
@@ -33,4 +34,16 @@ public static class CoordinatorTelemetry
     public static readonly Histogram<double> AllReduceSeconds = Meter.CreateHistogram<double>("cnclip.train.allreduce_time", "s");
     public static readonly Histogram<double> MeanRecall = Meter.CreateHistogram<double>("cnclip.valid.mean_recall", "%");
     public static readonly Counter<long> StagesDone = Meter.CreateCounter<long>("cnclip.stages.completed");
+
+    /// <summary>Records a progress report in the training metrics (recall only when it carries a validation).</summary>
+    public static void Record(Progress p)
+    {
+        Loss.Record(p.Loss);
+        LearningRate.Record(p.Lr);
+        SamplesPerSecond.Record(p.SamplesPerSecond);
+        DataSeconds.Record(p.DataSeconds);
+        ComputeSeconds.Record(p.ComputeSeconds);
+        AllReduceSeconds.Record(p.AllreduceSeconds);
+        if (p.T2IRecall.Count > 0) MeanRecall.Record(p.MeanRecall);
+    }
 }

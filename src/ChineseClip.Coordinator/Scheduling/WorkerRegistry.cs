@@ -43,4 +43,10 @@ public sealed class WorkerRegistry
     public IReadOnlyList<WorkerConnection> Free() => All().Where(w => w.RunId is null).ToList();
 
     public IReadOnlyList<WorkerConnection> In(string runId) => All().Where(w => w.RunId == runId).ToList();
+
+    /// <summary>Tells the workers of a run to stop it.</summary>
+    public void CancelRun(string runId)
+    {
+        foreach (var w in In(runId)) w.Commands.Writer.TryWrite(new WorkerCommand { CancelStage = new CancelStage { RunId = runId } });
+    }
 }

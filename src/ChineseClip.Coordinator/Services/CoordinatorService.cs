@@ -128,7 +128,7 @@ public sealed class CoordinatorService(ScheduleStore store, WorkerRegistry worke
         {
             await runner.StageEndedAsync(request);
         }
-        catch (Exception e) when (e is KeyNotFoundException or ArgumentException)
+        catch (Exception e) when (e is KeyNotFoundException or ArgumentException or FormatException)
         {
             throw new RpcException(new Status(StatusCode.NotFound, e.Message));
         }

@@ -7,7 +7,6 @@
 using ChineseClip.Data.Formats;
 using ChineseClip.Model.Imaging;
 using ChineseClip.Model.Text;
-using static TorchSharp.torch;
 
 namespace ChineseClip.Data.Datasets;
 
@@ -146,22 +145,11 @@ public sealed class InMemoryPairDataset : IPairBatches
 
     public void CopyTokens(int pair, Span<long> ids) => _tokens[pair].CopyTo(ids);
 
-    /// <summary>Normalised pixels of images by their position in <see cref="ImageIds"/>.</summary>
-    public Tensor Images(int start, int count)
-    {
-        int plane = 3 * Resolution * Resolution;
-        var pixels = new float[count * plane];
-        for (int i = 0; i < count; i++) ImageTransform.Normalize(_pixels[start + i], pixels.AsSpan(i * plane, plane));
-        return tensor(pixels, [count, 3, Resolution, Resolution]);
-    }
+    /// <summary>R x R x 3 bytes (HWC RGB) of the image at <paramref name="position"/> in <see cref="ImageIds"/>.</summary>
+    public ReadOnlySpan<byte> ImagePixels(int position) => _pixels[position];
 
-    /// <summary>Token ids [texts, L] of every text in order (for evaluation).</summary>
-    public Tensor TextTokens()
-    {
-        var ids = new long[_textTokens.Count * ContextLength];
-        for (int i = 0; i < _textTokens.Count; i++) _textTokens[i].CopyTo(ids, i * ContextLength);
-        return tensor(ids, [_textTokens.Count, ContextLength]);
-    }
+    /// <summary>The context_length token ids of text <paramref name="text"/> (its position in <see cref="Texts"/>).</summary>
+    public ReadOnlySpan<long> TextIds(int text) => _textTokens[text];
 
     public int ImagePosition(long imageId) => _imageIndex.TryGetValue(imageId, out int p) ? p : -1;
 }

@@ -85,10 +85,9 @@ public static class DemoDataGenerator
     // A small ViT/BERT pair that learns the demo in minutes on two CPU cores, and one config per stage.
     static void WriteTrainingFiles(string outputDir, int vocabSize)
     {
-        // A two-block ViT on a 4 x 4 grid of 16 px patches: on two CPU cores a step takes under half the time of the
-        // smallest ModifiedResNet we tried ([1,1,1,1] x 16 wide), and it learns the demo faster per epoch too
-        // (text->image R@1 60 vs 49 after 80 epochs). No text dropout: the model underfits the demo (in-batch
-        // accuracy well below 100%), and dropout slowed it.
+        // A two-block ViT on a 4 x 4 grid of 16 px patches: faster per step than the smallest ModifiedResNet tried
+        // ([1,1,1,1] x 16 wide), and it learns the demo in fewer epochs too (README, the demo plan numbers). No text
+        // dropout: the model underfits the demo (in-batch accuracy well below 100%), and dropout slowed it.
         File.WriteAllText(Path.Combine(outputDir, "tiny-arch.json"),
             "{\"embed_dim\": 128, \"image_resolution\": 64, \"vision_layers\": [2], \"vision_width\": 128, \"vision_patch_size\": 16,\n" +
             $" \"vocab_size\": {vocabSize}, \"text_hidden_size\": 128, \"text_num_hidden_layers\": 2, \"text_num_attention_heads\": 2,\n" +

@@ -27,9 +27,8 @@ public sealed record Reject(string Item, string Reason, bool Image = false);
 
 public static class PrivateDataConverter
 {
-    static readonly string[] ImageExtensions = [".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"];
     static readonly string[] SplitNames = ["train", "valid", "test"];
-    static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+    static UTF8Encoding StrictUtf8 => CaptionedImageFolder.StrictUtf8;
 
     sealed class Item
     {
@@ -84,7 +83,7 @@ public static class PrivateDataConverter
         var usedIds = new HashSet<long>();
         var images = byHash.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv =>
         {
-            long id = StableId(kv.Key, usedIds);
+            long id = StableIds.Next(kv.Key, usedIds);
             return (Id: id, kv.Value.Bytes, kv.Value.Captions, Split: PickSplit(seed, id, fractions));
         }).ToList();
 
@@ -106,7 +105,7 @@ public static class PrivateDataConverter
                 foreach (var image in mine)
                     foreach (string caption in image.Captions)
                     {
-                        long textId = StableId(image.Id.ToString(CultureInfo.InvariantCulture) + "\n" + caption, usedIds);
+                        long textId = StableIds.Next(image.Id.ToString(CultureInfo.InvariantCulture) + "\n" + caption, usedIds);
                         w.WriteLine(JsonSerializer.Serialize(new { text_id = textId, text = caption, image_ids = new[] { image.Id } }, json));
                         texts++;
                     }
@@ -146,149 +145,23 @@ public static class PrivateDataConverter
         }
     }
 
-    static long StableId(string content, HashSet<long> used)
-    {
-        // First 8 bytes of SHA-256, positive, below 2^53 so tools that read ids as doubles keep them exact.
-        long id = (long)(BitConverter.ToUInt64(SHA256.HashData(Encoding.UTF8.GetBytes(content)), 0) & ((1UL << 53) - 1));
-        while (!used.Add(id)) id = (id + 1) & ((1L << 53) - 1); // collision: the next free id, deterministically
-        return id;
-    }
-
     static int PickSplit(int seed, long id, double[] fractions)
     {
         double u = BitConverter.ToUInt64(SHA256.HashData(Encoding.UTF8.GetBytes($"{seed}:{id}")), 0) / (double)ulong.MaxValue;
         return u < fractions[0] ? 0 : u < fractions[0] + fractions[1] ? 1 : 2;
     }
 
-    // The folder walk, in ordinal order of names. A caption file pairs with the image of the same stem in its folder
-    // (x.png with x.txt, or x.TXT); one no image uses is reported. Linked folders are read, each real folder once, so a
-    // link back up the tree ends. The output folder, when it lies inside the input, is not read (a rerun sees what the
-    // first run saw).
     static List<Item> FromFolder(string root, string outputDir, List<Reject> rejects, out int imagesSeen)
     {
         var items = new List<Item>();
-        int seen = 0;
-        var visited = new HashSet<string>(StringComparer.Ordinal);
-        string output = RealPath(outputDir);
-        Walk(root);
-        imagesSeen = seen;
+        foreach (var image in CaptionedImageFolder.Read(root, outputDir, requireCaptions: true, rejects, out imagesSeen))
+        {
+            var item = new Item { Path = image.Path };
+            item.Captions.AddRange(image.Captions);
+            items.Add(item);
+        }
         return items;
-
-        void Walk(string folder)
-        {
-            string real;
-            try { real = RealPath(folder); }
-            catch (IOException e) { rejects.Add(new(folder, $"folder unreadable: {e.Message}")); return; }
-            if (real == output) return;
-            if (!visited.Add(real))
-            {
-                rejects.Add(new(folder, $"folder already read as {real}: a symbolic link loop or a second link to one folder, skipped"));
-                return;
-            }
-            string[] files, folders;
-            try
-            {
-                files = Directory.GetFiles(folder).Order(StringComparer.Ordinal).ToArray();
-                folders = Directory.GetDirectories(folder).Order(StringComparer.Ordinal).ToArray();
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                rejects.Add(new(folder, BadName(folder) ?? $"folder unreadable: {e.Message}"));
-                return;
-            }
-            var captionFiles = files.Where(f => Path.GetExtension(f).Equals(".txt", StringComparison.OrdinalIgnoreCase) && BadName(f) is null)
-                .ToLookup(Path.GetFileNameWithoutExtension, StringComparer.Ordinal);
-            var used = new HashSet<string>(StringComparer.Ordinal);
-            foreach (string path in files)
-            {
-                if (BadName(path) is { } badName) { rejects.Add(new(path, badName)); continue; }
-                string extension = Path.GetExtension(path).ToLowerInvariant();
-                if (extension == ".txt") continue;
-                if (!ImageExtensions.Contains(extension)) { rejects.Add(new(path, $"not an image extension ({extension})")); continue; }
-                seen++;
-                string stem = Path.GetFileNameWithoutExtension(path);
-                // x.txt before x.TXT when both are there; the other is then reported as unused.
-                string? captionFile = captionFiles[stem].OrderBy(c => Path.GetExtension(c) == ".txt" ? 0 : 1).ThenBy(c => c, StringComparer.Ordinal).FirstOrDefault();
-                if (captionFile is null) { rejects.Add(new(path, $"no caption file {stem}.txt", Image: true)); continue; }
-                used.Add(captionFile);
-                string? text = ReadText(captionFile, out string? problem);
-                if (text is null)
-                {
-                    rejects.Add(new(path, $"caption file {Path.GetFileName(captionFile)} {problem}", Image: true));
-                    continue;
-                }
-                var item = new Item { Path = path };
-                item.Captions.AddRange(text.Split('\n').Select(l => l.TrimEnd('\r')));
-                items.Add(item);
-            }
-            foreach (string captionFile in captionFiles.SelectMany(g => g).Where(c => !used.Contains(c)).Order(StringComparer.Ordinal))
-                rejects.Add(new(captionFile, NoImageReason));
-            foreach (string sub in folders) Walk(sub);
-        }
     }
-
-    static readonly string NoImageReason = $"caption file with no image of the same name ({string.Join(", ", ImageExtensions)})";
-
-    // On Linux a name that is not valid UTF-8 reaches .NET with U+FFFD in it, and that name opens nothing.
-    static string? BadName(string path) =>
-        Path.GetFileName(path).Contains('\uFFFD') && !File.Exists(path) && !Directory.Exists(path)
-            ? "file name is not valid UTF-8 (a GBK name from a Windows archive?): rename it, e.g. convmv -f GBK -t UTF-8 --notest"
-            : null;
-
-    /// <summary>The path with every symbolic link resolved, component by component from the root.</summary>
-    static string RealPath(string path)
-    {
-        string full = Path.GetFullPath(path);
-        string current = Path.GetPathRoot(full)!;
-        foreach (string part in full[current.Length..].Split(Path.DirectorySeparatorChar, StringSplitOptions.RemoveEmptyEntries))
-        {
-            string next = Path.Combine(current, part);
-            FileSystemInfo? target = Directory.Exists(next) ? new DirectoryInfo(next).ResolveLinkTarget(returnFinalTarget: true) : null;
-            current = target is null ? next : RealPath(target.FullName);
-        }
-        return current;
-    }
-
-    /// <summary>The text of a UTF-8 file (a BOM is dropped), or of a UTF-16 one with its byte-order mark (what
-    /// Windows Notepad saves as "Unicode"); or null and why not. Other encodings are refused, not guessed.</summary>
-    static string? ReadText(string path, out string? problem)
-    {
-        problem = null;
-        byte[] bytes;
-        try { bytes = File.ReadAllBytes(path); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            problem = $"unreadable: {e.Message}";
-            return null;
-        }
-        string text;
-        try
-        {
-            text = bytes switch
-            {
-                [0xEF, 0xBB, 0xBF, ..] => StrictUtf8.GetString(bytes, 3, bytes.Length - 3),
-                [0xFF, 0xFE, ..] => StrictUtf16(bigEndian: false).GetString(bytes, 2, bytes.Length - 2),
-                [0xFE, 0xFF, ..] => StrictUtf16(bigEndian: true).GetString(bytes, 2, bytes.Length - 2),
-                _ => StrictUtf8.GetString(bytes),
-            };
-        }
-        catch (DecoderFallbackException)
-        {
-            problem = bytes is [0xFF, 0xFE, ..] or [0xFE, 0xFF, ..]
-                ? "starts with a UTF-16 byte-order mark but is not valid UTF-16"
-                : "is not UTF-8 (GBK or another legacy encoding?): convert it, e.g. iconv -f GBK -t UTF-8";
-            return null;
-        }
-        // UTF-16 of ASCII text without a mark is valid UTF-8 with a NUL after every letter; no caption holds NULs.
-        if (text.Contains('\0'))
-        {
-            problem = "holds NUL characters (UTF-16 without a byte-order mark?): save it as UTF-8";
-            return null;
-        }
-        return text;
-    }
-
-    static UnicodeEncoding StrictUtf16(bool bigEndian) => new(bigEndian, byteOrderMark: false, throwOnInvalidBytes: true);
 
     static List<Item> FromManifest(string manifest, List<Reject> rejects, out int imagesSeen)
     {
@@ -297,7 +170,7 @@ public static class PrivateDataConverter
         var byPath = new Dictionary<string, Item>();
         var order = new List<Item>();
         // A manifest that cannot be read is the whole input gone wrong, not one bad item: an error, nothing written.
-        string text = ReadText(manifest, out string? problem) ?? throw new InvalidDataException($"{manifest}: manifest {problem}");
+        string text = CaptionedImageFolder.ReadText(manifest, out string? problem) ?? throw new InvalidDataException($"{manifest}: manifest {problem}");
         string[] lines = text.Split('\n').Select(l => l.TrimEnd('\r')).ToArray();
         bool csv = manifest.EndsWith(".csv", StringComparison.OrdinalIgnoreCase);
         // A .csv's first row is a header when it names an image column and a caption column (in any order, beside

@@ -72,9 +72,6 @@ public sealed class PackedShard
     public ReadOnlySpan<int> Tokens(int i) =>
         MemoryMarshal.Cast<byte, int>(_bytes.AsSpan(_tokensAt + CheckIndex(i) * 4 * Info.ContextLength, 4 * Info.ContextLength));
 
-    /// <summary>Pixels of sample i normalised as the official transform does (CHW float, CLIP mean/std).</summary>
-    public void NormalizedPixels(int i, Span<float> chw) => ImageTransform.Normalize(Pixels(i), chw);
-
     long Int64At(int start, int i) => BinaryPrimitives.ReadInt64LittleEndian(_bytes.AsSpan(start + 8 * CheckIndex(i), 8));
 
     int CheckIndex(int i) => (uint)i < (uint)Count ? i : throw new ArgumentOutOfRangeException(nameof(i), $"{Path}: sample {i} of {Count}");

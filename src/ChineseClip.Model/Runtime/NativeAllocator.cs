@@ -1,5 +1,5 @@
-// glibc malloc keeps the CPU memory libtorch frees (ViT-B/16 training grew 4.5 -> 16.7 GB RSS in 20 steps, see
-// platform-notes.md). Processes that train use jemalloc when the system has it (it must be preloaded, so a launcher
+// glibc malloc keeps the CPU memory libtorch frees, so a training process grows by gigabytes in a few steps (README,
+// Platform notes). Processes that train use jemalloc when the system has it (it must be preloaded, so a launcher
 // re-executes itself with LD_PRELOAD), otherwise they lower glibc's mmap threshold so large blocks return to the OS.
 using System.Runtime.InteropServices;
 

@@ -37,7 +37,7 @@ public sealed class BertEmbeddings : nn.Module<Tensor, Tensor>
     }
 }
 
-public sealed class BertSelfAttention : nn.Module<Tensor, Tensor, Tensor>
+public sealed class BertSelfAttention : nn.Module<Tensor, Tensor?, Tensor>
 {
     private readonly Linear query;
     private readonly Linear key;
@@ -55,14 +55,28 @@ public sealed class BertSelfAttention : nn.Module<Tensor, Tensor, Tensor>
         RegisterComponents();
     }
 
-    /// <param name="mask">Additive mask [N, 1, 1, L]: 0 for tokens, -10000 for padding.</param>
-    public override Tensor forward(Tensor x, Tensor mask)
+    /// <summary>One matrix product over the concatenated query/key/value weights instead of three (the parameters
+    /// and state_dict keys stay the official separate ones; the concatenation is a small copy per forward).</summary>
+    public bool FusedQkv { get; set; }
+
+    /// <param name="mask">Additive mask [N, 1, 1, L] in x's dtype: 0 for tokens, -10000 for padding; null: no padding.</param>
+    public override Tensor forward(Tensor x, Tensor? mask)
     {
         using var scope = NewDisposeScope();
         long n = x.shape[0], l = x.shape[1], h = x.shape[2];
-        Tensor Split(Linear proj) => proj.forward(x).view(n, l, heads, h / heads).transpose(1, 2);
-        Tensor context = F.scaled_dot_product_attention(Split(query), Split(key), Split(value), mask.to(x.dtype),
-            training ? dropoutProb : 0.0);
+        Tensor q, k, v;
+        if (FusedQkv)
+        {
+            Tensor qkv = F.linear(x, cat([query.weight!, key.weight!, value.weight!], 0), cat([query.bias!, key.bias!, value.bias!], 0))
+                .view(n, l, 3, heads, h / heads).permute(2, 0, 3, 1, 4);
+            (q, k, v) = (qkv[0], qkv[1], qkv[2]);
+        }
+        else
+        {
+            Tensor Split(Linear proj) => proj.forward(x).view(n, l, heads, h / heads).transpose(1, 2);
+            (q, k, v) = (Split(query), Split(key), Split(value));
+        }
+        Tensor context = F.scaled_dot_product_attention(q, k, v, mask, training ? dropoutProb : 0.0);
         return context.transpose(1, 2).reshape(n, l, h).MoveToOuterDisposeScope();
     }
 }
@@ -89,7 +103,7 @@ public sealed class BertResidualOutput : nn.Module<Tensor, Tensor, Tensor>
     }
 }
 
-public sealed class BertAttention : nn.Module<Tensor, Tensor, Tensor>
+public sealed class BertAttention : nn.Module<Tensor, Tensor?, Tensor>
 {
     private readonly BertSelfAttention self;
     private readonly BertResidualOutput output;
@@ -101,7 +115,9 @@ public sealed class BertAttention : nn.Module<Tensor, Tensor, Tensor>
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor x, Tensor mask)
+    public BertSelfAttention Self => self;
+
+    public override Tensor forward(Tensor x, Tensor? mask)
     {
         using var scope = NewDisposeScope();
         return output.forward(self.forward(x, mask), x).MoveToOuterDisposeScope();
@@ -125,7 +141,7 @@ public sealed class BertIntermediate : nn.Module<Tensor, Tensor>
     }
 }
 
-public sealed class BertLayer : nn.Module<Tensor, Tensor, Tensor>
+public sealed class BertLayer : nn.Module<Tensor, Tensor?, Tensor>
 {
     private readonly BertAttention attention;
     private readonly BertIntermediate intermediate;
@@ -139,7 +155,9 @@ public sealed class BertLayer : nn.Module<Tensor, Tensor, Tensor>
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor x, Tensor mask)
+    public BertAttention Attention => attention;
+
+    public override Tensor forward(Tensor x, Tensor? mask)
     {
         using var scope = NewDisposeScope();
         Tensor attended = attention.forward(x, mask);
@@ -147,7 +165,7 @@ public sealed class BertLayer : nn.Module<Tensor, Tensor, Tensor>
     }
 }
 
-public sealed class BertEncoder : nn.Module<Tensor, Tensor, Tensor>
+public sealed class BertEncoder : nn.Module<Tensor, Tensor?, Tensor>
 {
     private readonly ModuleList<BertLayer> layer;
 
@@ -162,11 +180,11 @@ public sealed class BertEncoder : nn.Module<Tensor, Tensor, Tensor>
     /// <summary>Recompute each layer in the backward pass instead of keeping its activations (training only).</summary>
     public bool GradCheckpointing { get; set; }
 
-    public override Tensor forward(Tensor x, Tensor mask)
+    public override Tensor forward(Tensor x, Tensor? mask)
     {
         using var scope = NewDisposeScope();
         foreach (var l in layer)
-            x = GradCheckpointing && training ? Checkpoint.Run((h, m) => l.forward(h, m!), x, mask) : l.forward(x, mask);
+            x = GradCheckpointing && training ? Checkpoint.Run((h, m) => l.forward(h, m), x, mask) : l.forward(x, mask);
         return x.MoveToOuterDisposeScope();
     }
 }
@@ -189,12 +207,36 @@ public sealed class BertModel : nn.Module<Tensor, Tensor>
 
     public BertEncoder Encoder => encoder;
 
-    public override Tensor forward(Tensor ids)
+    /// <summary>Every self-attention computes query, key and value with one matrix product (see BertSelfAttention.FusedQkv).</summary>
+    public bool FusedQkv
+    {
+        get => encoder.Layers.Count > 0 && encoder.Layers[0].Attention.Self.FusedQkv;
+        set { foreach (var l in encoder.Layers) l.Attention.Self.FusedQkv = value; }
+    }
+
+    /// <summary>A batch without [PAD] runs its attention without a mask (the mask would add zeros only), which lets
+    /// CUDA pick the flash kernel; finding out costs one device synchronisation per forward.</summary>
+    public bool SkipMaskWhenUnpadded { get; set; }
+
+    /// <summary>Whether any id is [PAD] (reads the ids back from the device).</summary>
+    public static bool HasPadding(Tensor ids)
     {
         using var scope = NewDisposeScope();
-        // Attention mask from [PAD], applied additively with -10000 as the official BERT does.
-        Tensor mask = ids.eq(PadId).to(ScalarType.Float32).mul(-10000.0).view(ids.shape[0], 1, 1, ids.shape[1]);
+        return ids.eq(PadId).any().item<bool>();
+    }
+
+    public override Tensor forward(Tensor ids) => Encode(ids, null);
+
+    /// <param name="padded">Whether <paramref name="ids"/> hold [PAD] when the caller already knows (only read with
+    /// <see cref="SkipMaskWhenUnpadded"/>).</param>
+    public Tensor Encode(Tensor ids, bool? padded)
+    {
+        using var scope = NewDisposeScope();
         Tensor x = embeddings.forward(ids);
+        // Attention mask from [PAD], applied additively with -10000 as the official BERT does; cast once to the
+        // activations' dtype here rather than in every layer.
+        Tensor? mask = SkipMaskWhenUnpadded && !(padded ?? HasPadding(ids)) ? null
+            : ids.eq(PadId).to(ScalarType.Float32).mul(-10000.0).view(ids.shape[0], 1, 1, ids.shape[1]).to(x.dtype);
         return encoder.forward(x, mask).MoveToOuterDisposeScope();
     }
 

@@ -1,4 +1,5 @@
 using ChineseClip.Preprocessing;
+using Microsoft.Extensions.Options;
 using StackExchange.Redis;
 
 namespace ChineseClip.Preprocessor.Extensions;
@@ -11,15 +12,14 @@ public static class Extensions
     {
         string connectionString = builder.Configuration.GetConnectionString("redis") is { Length: > 0 } cs ? cs
             : throw new InvalidOperationException("ConnectionStrings:redis is not set (standalone: ConnectionStrings__redis=127.0.0.1:6379)");
-        var options = new PreprocessingOptions();
-        builder.Configuration.GetSection(PreprocessingOptions.Section).Bind(options);
-        builder.Services.AddSingleton(options.Validated());
+        builder.Services.AddPreprocessingOptions();
         builder.Services.AddSingleton<ITaskQueue>(services =>
         {
             var blocking = ConfigurationOptions.Parse(connectionString);
             blocking.AbortOnConnectFail = false;
             blocking.ClientName = "preprocessor-blocking";
-            return new RedisTaskQueue(services.GetRequiredService<IConnectionMultiplexer>(), ConnectionMultiplexer.Connect(blocking), options);
+            return new RedisTaskQueue(services.GetRequiredService<IConnectionMultiplexer>(), ConnectionMultiplexer.Connect(blocking),
+                services.GetRequiredService<IOptions<PreprocessingOptions>>().Value);
         });
         builder.Services.AddHostedService<PreprocessorService>();
         return builder;
@@ -27,12 +27,14 @@ public static class Extensions
 }
 
 /// <summary>Runs one <see cref="QueueConsumer"/> for the life of the host.</summary>
-sealed class PreprocessorService(ITaskQueue queue, PreprocessingOptions options, ILogger<PreprocessorService> logger) : BackgroundService
+sealed class PreprocessorService(ITaskQueue queue, IOptions<PreprocessingOptions> settings, ILogger<PreprocessorService> logger) : BackgroundService
 {
+    readonly PreprocessingOptions _options = settings.Value;
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        logger.LogInformation("consuming queue {Queue} (lease {Lease} s, {Attempts} attempts)", options.Queue, options.LeaseSeconds, options.MaxAttempts);
+        logger.LogInformation("consuming queue {Queue} (lease {Lease} s, {Attempts} attempts)", _options.Queue, _options.LeaseSeconds, _options.MaxAttempts);
         await Task.Yield(); // let the host finish starting
-        await new QueueConsumer(queue, options, logger).RunAsync(stoppingToken);
+        await new QueueConsumer(queue, _options, logger).RunAsync(stoppingToken);
     }
 }

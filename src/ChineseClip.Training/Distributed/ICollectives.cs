@@ -1,5 +1,5 @@
-// The collectives data-parallel training needs, behind one interface: in-process (world size 1, no communication),
-// a thread group (tests), and, for worker processes, a gRPC ring on CPU and NCCL on CUDA (training issue).
+// The collectives data-parallel training needs, behind one interface: in-process here (world size 1, no
+// communication); a thread group, the CPU ring and NCCL on CUDA are in ChineseClip.Distributed.
 using static TorchSharp.torch;
 
 namespace ChineseClip.Training.Distributed;

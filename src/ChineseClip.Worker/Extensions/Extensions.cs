@@ -37,7 +37,7 @@ public static class Extensions
 {
     public static IHostApplicationBuilder AddWorker(this IHostApplicationBuilder builder)
     {
-        builder.Services.AddOptions<WorkerOptions>().Bind(builder.Configuration.GetSection("Worker"))
+        builder.Services.AddOptions<WorkerOptions>().BindConfiguration("Worker")
             .PostConfigure(o => { if (o.Device == "auto") o.Device = ChineseClip.Training.DeviceSettings.Auto(o.GpuIndex); })
             .Validate(o => o.Threads >= 1, "Worker:Threads must be at least 1")
             .Validate(o => o.RingTimeoutSeconds >= 1, "Worker:RingTimeoutSeconds must be at least 1")
@@ -71,12 +71,12 @@ public static class Extensions
         if (builder.Configuration.GetConnectionString("redis") is { Length: > 0 })
         {
             builder.AddRedisClient("redis");
+            builder.Services.AddPreprocessingOptions();
             builder.Services.AddSingleton<ITaskQueue>(services =>
             {
                 var redis = services.GetRequiredService<StackExchange.Redis.IConnectionMultiplexer>();
-                var queueOptions = new PreprocessingOptions();
-                services.GetRequiredService<IConfiguration>().GetSection(PreprocessingOptions.Section).Bind(queueOptions);
-                return new RedisTaskQueue(redis, redis, queueOptions.Validated()); // this side only enqueues: no blocking reads
+                // This side only enqueues: no blocking reads, no second connection.
+                return new RedisTaskQueue(redis, redis, services.GetRequiredService<IOptions<PreprocessingOptions>>().Value);
             });
         }
         builder.Services.AddHostedService<WorkerService>();

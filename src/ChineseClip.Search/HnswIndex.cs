@@ -1,0 +1,91 @@
+// The approximate index: USearch's HNSW graph (cosine metric, float32), keyed by item id. Adds run on several threads.
+using System.Reflection;
+using System.Runtime.InteropServices;
+using Cloud.Unum.USearch;
+
+namespace ChineseClip.Search;
+
+/// <summary>HNSW parameters: graph degree, and the candidate list widths while adding and while searching.</summary>
+public sealed record HnswSettings(int Connectivity = 16, int ExpansionAdd = 128, int ExpansionSearch = 64);
+
+public sealed partial class HnswIndex : IDisposable
+{
+    readonly USearchIndex _index;
+    // USearch keeps one search scratch slot per hardware thread and fails a search that finds none free ("Reserve
+    // capacity ahead of searches!"): at most that many searches at once; the rest wait their turn.
+    readonly SemaphoreSlim _searchSlots = new(Environment.ProcessorCount, Environment.ProcessorCount);
+
+    HnswIndex(USearchIndex index) => _index = index;
+
+    public static HnswIndex Create(int dimension, HnswSettings settings) =>
+        new(new USearchIndex(MetricKind.Cos, ScalarKind.Float32, (ulong)dimension, (ulong)settings.Connectivity,
+            (ulong)settings.ExpansionAdd, (ulong)settings.ExpansionSearch, false));
+
+    /// <summary>Loads a saved index into memory (a copy: the file may be replaced or deleted afterwards).</summary>
+    public static HnswIndex Load(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: index file not found", path);
+        return new(new USearchIndex(path, false));
+    }
+
+    public long Count => (long)_index.Size();
+
+    /// <summary>Adds rows <paramref name="rows"/>(i) under keys[i] on <paramref name="threads"/> threads.</summary>
+    public void Add(IReadOnlyList<long> keys, Func<int, float[]> rows, int threads)
+    {
+        if (keys.Count == 0) return;
+        // USearch's C# binding grows the capacity inside each Add, which is not safe from several threads; reserving
+        // the whole batch first (its C API, on the binding's handle) makes the concurrent adds only append, which the
+        // native index supports (each call takes a free thread slot).
+        // The native reserve sizes its per-thread scratch for the machine's hardware threads: no more adds at once.
+        bool reserved = Reserve(_index.Size() + (ulong)keys.Count);
+        int parallel = reserved ? Math.Clamp(threads, 1, Environment.ProcessorCount) : 1;
+        Parallel.For(0, keys.Count, new ParallelOptions { MaxDegreeOfParallelism = parallel },
+            i => _index.Add(unchecked((ulong)keys[i]), rows(i)));
+    }
+
+    public void Remove(long key) => _index.Remove(unchecked((ulong)key));
+
+    /// <summary>The k nearest keys and their cosine similarity (1 - cosine distance), best first.</summary>
+    public (long[] Keys, float[] Scores) Search(float[] query, int k)
+    {
+        int found;
+        ulong[] keys;
+        float[] distances;
+        _searchSlots.Wait();
+        try { found = _index.Search(query, k, out keys, out distances); }
+        finally { _searchSlots.Release(); }
+        var ids = new long[found];
+        var scores = new float[found];
+        for (int i = 0; i < found; i++)
+        {
+            ids[i] = unchecked((long)keys[i]);
+            scores[i] = 1 - distances[i];
+        }
+        return (ids, scores);
+    }
+
+    public void Save(string path) => _index.Save(path);
+
+    public void Dispose()
+    {
+        _index.Dispose();
+        _searchSlots.Dispose();
+    }
+
+    /// <summary>Whether this USearch binding lets adds run on several threads (its native handle was found).</summary>
+    internal static bool ParallelAdds => HandleField is not null;
+
+    static readonly FieldInfo? HandleField = typeof(USearchIndex).GetField("_index", BindingFlags.NonPublic | BindingFlags.Instance);
+
+    bool Reserve(ulong capacity)
+    {
+        if (HandleField?.GetValue(_index) is not IntPtr handle || handle == IntPtr.Zero) return false;
+        usearch_reserve(handle, (UIntPtr)capacity, out IntPtr error);
+        if (error != IntPtr.Zero) throw new USearchException($"USearch could not reserve {capacity} vectors: {Marshal.PtrToStringAnsi(error)}");
+        return true;
+    }
+
+    [LibraryImport("libusearch_c")]
+    private static partial void usearch_reserve(IntPtr index, UIntPtr capacity, out IntPtr error);
+}

@@ -1,0 +1,82 @@
+namespace ChineseClip.Search.Tests;
+
+public class HnswIndexTests
+{
+    internal static float[][] Clustered(int count, int dim, int clusters, int seed)
+    {
+        var random = new Random(seed);
+        var centers = Enumerable.Range(0, clusters).Select(_ => Normalise(Enumerable.Range(0, dim).Select(_ => (float)Gaussian(random)).ToArray())).ToArray();
+        return Enumerable.Range(0, count).Select(i =>
+            Normalise(centers[i % clusters].Select(c => c + 0.3f * (float)Gaussian(random) / MathF.Sqrt(dim)).ToArray())).ToArray();
+    }
+
+    static double Gaussian(Random r) => Math.Sqrt(-2 * Math.Log(1 - r.NextDouble())) * Math.Cos(2 * Math.PI * r.NextDouble());
+
+    static float[] Normalise(float[] v)
+    {
+        float n = MathF.Sqrt(v.Sum(x => x * x));
+        return v.Select(x => x / n).ToArray();
+    }
+
+    [Fact]
+    public void Adds_on_several_threads_keep_every_vector_and_find_each_one_first()
+    {
+        Assert.True(HnswIndex.ParallelAdds, "the USearch binding's native handle was not found: adds would run on one thread");
+        var rows = Clustered(2000, 32, 20, seed: 1);
+        using var index = HnswIndex.Create(32, new HnswSettings());
+        long[] keys = Enumerable.Range(0, rows.Length).Select(i => 1_000_000L + i * 7).ToArray();
+        index.Add(keys, i => rows[i], threads: 4);
+
+        Assert.Equal(rows.Length, index.Count);
+        int first = 0;
+        for (int i = 0; i < rows.Length; i += 10)
+        {
+            var (found, scores) = index.Search(rows[i], 1);
+            if (found[0] != keys[i]) continue; // HNSW is approximate: a close neighbour may come first
+            first++;
+            Assert.InRange(scores[0], 0.999f, 1.0001f);
+        }
+        Assert.True(first >= 195, $"{first} of 200 vectors found themselves first");
+    }
+
+    [Fact]
+    public void Many_threads_may_search_at_once()
+    {
+        var rows = Clustered(500, 16, 10, seed: 3);
+        string dir = Fixtures.TempDir("hnsw-threads");
+        using (var built = HnswIndex.Create(16, new HnswSettings()))
+        {
+            built.Add(Enumerable.Range(0, rows.Length).Select(i => (long)i).ToArray(), i => rows[i], threads: 2);
+            built.Save(Path.Combine(dir, "x.usearch"));
+        }
+        using var index = HnswIndex.Load(Path.Combine(dir, "x.usearch")); // as the service loads it
+        // More searching threads than the machine has cores (USearch keeps one scratch slot per hardware thread).
+        int wrong = 0;
+        var threads = Enumerable.Range(0, 4 * Environment.ProcessorCount + 4).Select(t => new Thread(() =>
+        {
+            for (int i = 0; i < 300; i++)
+                if (index.Search(rows[(t * 31 + i) % rows.Length], 3).Keys.Length != 3) Interlocked.Increment(ref wrong);
+        })).ToList();
+        threads.ForEach(t => t.Start());
+        threads.ForEach(t => t.Join());
+        Assert.Equal(0, wrong);
+        Directory.Delete(dir, true);
+    }
+
+    [Fact]
+    public void A_saved_index_loads_with_the_same_answers_and_a_removed_key_is_gone()
+    {
+        var rows = Clustered(300, 16, 5, seed: 2);
+        string dir = Fixtures.TempDir("hnsw");
+        using (var index = HnswIndex.Create(16, new HnswSettings()))
+        {
+            index.Add(Enumerable.Range(0, 300).Select(i => (long)i).ToArray(), i => rows[i], threads: 2);
+            index.Save(Path.Combine(dir, "x.usearch"));
+        }
+        using var loaded = HnswIndex.Load(Path.Combine(dir, "x.usearch"));
+        Assert.Equal(42, loaded.Search(rows[42], 1).Keys[0]);
+        loaded.Remove(42);
+        Assert.DoesNotContain(42L, loaded.Search(rows[42], 5).Keys);
+        Directory.Delete(dir, true);
+    }
+}

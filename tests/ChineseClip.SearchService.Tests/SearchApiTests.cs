@@ -1,0 +1,196 @@
+using System.Net;
+using System.Text.Json;
+using ChineseClip.Data.Formats;
+
+namespace ChineseClip.SearchService.Tests;
+
+/// <summary>The read routes and every bad input, against one service holding the fixture collection "tiny".</summary>
+public sealed class SearchApiFixture : IAsyncLifetime
+{
+    public string Root { get; private set; } = "";
+    public InProcessService Service { get; private set; } = null!;
+
+    public async Task InitializeAsync()
+    {
+        Root = Tiny.Collections("tiny");
+        Service = await InProcessService.StartAsync($"--Search:Directory={Root}", "--Search:MaxRequestBytes=2000000");
+    }
+
+    public async Task DisposeAsync()
+    {
+        await Service.DisposeAsync();
+        Directory.Delete(Root, true);
+    }
+}
+
+public class SearchApiTests(SearchApiFixture fixture) : IClassFixture<SearchApiFixture>
+{
+    HttpClient Http => fixture.Service.Http;
+
+    Task<HttpResponseMessage> Search(object body) => Json.PostAsync(Http, "/v1/search", body);
+
+    [Fact]
+    public async Task Collections_name_count_dimension_and_the_serving_model()
+    {
+        var body = await Json.ReadAsync(await Http.GetAsync("/v1/collections"));
+        var tiny = body.GetProperty("collections").EnumerateArray().Single();
+        Assert.Equal("tiny", tiny.GetProperty("name").GetString());
+        Assert.Equal(6, tiny.GetProperty("count").GetInt32());
+        Assert.Equal(64, tiny.GetProperty("dimension").GetInt32());
+        Assert.Equal(Tiny.Model().Sha256, tiny.GetProperty("model").GetProperty("sha256").GetString());
+        Assert.EndsWith("parity.pt", tiny.GetProperty("model").GetProperty("checkpoint").GetString());
+        Assert.True(tiny.GetProperty("built_at").GetDateTimeOffset() > DateTimeOffset.UtcNow.AddHours(-1));
+    }
+
+    [Fact]
+    public async Task Exact_api_results_equal_extract_features_and_predict_both_ways()
+    {
+        string work = Directory.CreateTempSubdirectory("api-exact").FullName;
+        File.Copy(Tiny.Fixture("test_imgs.tsv"), Path.Combine(work, "test_imgs.tsv"));
+        File.Copy(Tiny.Fixture("test_texts.jsonl"), Path.Combine(work, "test_texts.jsonl"));
+        var io = new Cli.CliIO(new StringReader(""), new StringWriter(), new StringWriter());
+        Assert.Equal(0, Cli.CliApp.Run(["extract-features", "--checkpoint", Tiny.Fixture("parity.pt"), "--arch", Tiny.Fixture("arch.json"),
+            "--vocab", Tiny.Vocab, "--data-dir", work, "--split", "test", "--output-dir", work], io));
+        var images = FeatureJsonl.Read(Path.Combine(work, "test_imgs.img_feat.jsonl"), "image_id");
+        var texts = FeatureJsonl.Read(Path.Combine(work, "test_texts.txt_feat.jsonl"), "text_id");
+        var captions = TextJsonl.Read(Tiny.Fixture("test_texts.jsonl"), _ => { }).ToDictionary(t => t.TextId, t => t.Text);
+        foreach (var (direction, target, k) in new[] { ("text-to-image", "images", 6), ("image-to-text", "texts", 12) })
+        {
+            string predictions = Path.Combine(work, direction + ".jsonl");
+            Assert.Equal(0, Cli.CliApp.Run(["predict", "--image-feats", Path.Combine(work, "test_imgs.img_feat.jsonl"), "--text-feats",
+                Path.Combine(work, "test_texts.txt_feat.jsonl"), "--output", predictions, "--top-k", $"{k}", "--direction", direction], io));
+            foreach (string line in File.ReadLines(predictions))
+            {
+                using var p = JsonDocument.Parse(line);
+                bool t2i = target == "images";
+                long query = p.RootElement.GetProperty(t2i ? "text_id" : "image_id").GetInt64();
+                long[] expected = p.RootElement.GetProperty(t2i ? "image_ids" : "text_ids").EnumerateArray().Select(e => e.GetInt64()).ToArray();
+                object body = t2i
+                    ? new { collection = "tiny", text = captions[query], target, k, exact = true }
+                    : new { collection = "tiny", image = Convert.ToBase64String(Tiny.Image(query)), target, k, exact = true };
+                var response = await Search(body);
+                var answer = await Json.ReadAsync(response);
+                Assert.True(response.IsSuccessStatusCode, answer.ToString());
+                var results = answer.GetProperty("results").EnumerateArray().ToList();
+                Assert.Equal(expected, results.Select(r => r.GetProperty("id").GetInt64()));
+                float[] q = t2i ? texts[query] : images[query];
+                foreach (var r in results)
+                {
+                    float[] other = t2i ? images[r.GetProperty("id").GetInt64()] : texts[r.GetProperty("id").GetInt64()];
+                    Assert.Equal(q.Zip(other, (a, b) => (double)a * b).Sum(), r.GetProperty("score").GetDouble(), 1e-5);
+                }
+            }
+        }
+        Directory.Delete(work, true);
+    }
+
+    [Fact]
+    public async Task An_uploaded_image_finds_itself_first_with_its_captions_and_thumbnail()
+    {
+        using var form = new MultipartFormDataContent
+        {
+            { new ByteArrayContent(Tiny.Image(1002)), "file", "query.png" },
+            { new StringContent("tiny"), "collection" },
+            { new StringContent("3"), "k" },
+            { new StringContent("images"), "target" },
+        };
+        var response = await Http.PostAsync("/v1/search/upload", form);
+        var answer = await Json.ReadAsync(response);
+        Assert.True(response.IsSuccessStatusCode, answer.ToString());
+        var first = answer.GetProperty("results")[0];
+        Assert.Equal(1002, first.GetProperty("id").GetInt64());
+        Assert.Equal(3, answer.GetProperty("results").GetArrayLength());
+        Assert.Contains("雨后的城市街道，路灯倒映在水里。", first.GetProperty("captions").EnumerateArray().Select(c => c.GetString()));
+        var thumbnail = await Http.GetAsync(first.GetProperty("image").GetString());
+        Assert.Equal(HttpStatusCode.OK, thumbnail.StatusCode);
+        Assert.Equal("image/jpeg", thumbnail.Content.Headers.ContentType!.MediaType);
+        Assert.Equal([0xFF, 0xD8], (await thumbnail.Content.ReadAsByteArrayAsync())[..2]);
+    }
+
+    [Fact]
+    public async Task A_vector_query_and_the_texts_target_answer_with_captions()
+    {
+        var embed = await Json.ReadAsync(await Json.PostAsync(Http, "/v1/embed", new { texts = new[] { "一条白色的小狗在草地上奔跑" } }));
+        Assert.Equal(64, embed.GetProperty("dimension").GetInt32());
+        float[] vector = embed.GetProperty("texts")[0].EnumerateArray().Select(v => v.GetSingle()).ToArray();
+        Assert.Equal(1.0, Math.Sqrt(vector.Sum(v => (double)v * v)), 5);
+
+        var answer = await Json.ReadAsync(await Search(new { collection = "tiny", vector, target = "texts", k = 1 }));
+        var first = answer.GetProperty("results")[0];
+        Assert.Equal(10, first.GetProperty("id").GetInt64());
+        Assert.Equal("一条白色的小狗在草地上奔跑", first.GetProperty("captions")[0].GetString());
+        Assert.Equal(1.0, first.GetProperty("score").GetDouble(), 4);
+        Assert.EndsWith("/items/1001/image", first.GetProperty("image").GetString());
+    }
+
+    [Fact]
+    public async Task Embed_takes_images_and_classify_gives_probabilities_over_the_labels()
+    {
+        var embed = await Json.ReadAsync(await Json.PostAsync(Http, "/v1/embed", new { images = new[] { Convert.ToBase64String(Tiny.Image(1001)) } }));
+        Assert.Equal(64, embed.GetProperty("images")[0].GetArrayLength());
+
+        var response = await Json.PostAsync(Http, "/v1/classify", new { image = Convert.ToBase64String(Tiny.Image(1001)), labels = new[] { "狗", "城市", "鞋" } });
+        var answer = await Json.ReadAsync(response);
+        Assert.True(response.IsSuccessStatusCode, answer.ToString());
+        var labels = answer.GetProperty("labels").EnumerateArray().ToList();
+        Assert.Equal(3, labels.Count);
+        Assert.Equal(1.0, labels.Sum(l => l.GetProperty("probability").GetDouble()), 6);
+        Assert.True(labels[0].GetProperty("probability").GetDouble() >= labels[2].GetProperty("probability").GetDouble());
+        Assert.Equal(8, answer.GetProperty("templates").GetInt32());
+    }
+
+    public static TheoryData<string, string, int, string> BadRequests => new()
+    {
+        { "/v1/search", """{"collection": "tiny", "image": "%%%not base64%%%"}""", 400, "image: not valid base64" },
+        { "/v1/search", $$"""{"collection": "tiny", "image": "{{Convert.ToBase64String("just some text, no image"u8.ToArray())}}"}""", 400, "image:" },
+        { "/v1/search", """{"collection": "tiny", "text": "   "}""", 400, "text: empty query" },
+        { "/v1/search", """{"collection": "tiny", "text": "狗", "k": 0}""", 400, "k: 0" },
+        { "/v1/search", """{"collection": "tiny", "text": "狗", "k": 1001}""", 400, "k: 1001" },
+        { "/v1/search", """{"collection": "nope", "text": "狗"}""", 404, "collection 'nope'" },
+        { "/v1/search", """{"collection": "tiny", "text": "狗", "vector": [1, 2]}""", 400, "exactly one of text, image or vector" },
+        { "/v1/search", """{"collection": "tiny", "vector": [1, 2]}""", 400, "vector: 2 values" },
+        { "/v1/search", """{"collection": "tiny", "text": "狗", "target": "videos"}""", 400, "target 'videos'" },
+        { "/v1/search", """{"collection": "tiny", "text": "狗", "k": "ten"}""", 400, "body:" },
+        { "/v1/search", """{"collection": "tiny", "text": """, 400, "body:" },
+        { "/v1/search", "{\"collection\": \"tiny\", \"image\": \"" + new string('A', 3_000_000) + "\"}", 413, "larger than 2000000 bytes" },
+        { "/v1/embed", """{}""", 400, "give texts and/or images" },
+        { "/v1/classify", """{"image": "AAAA"}""", 400, "labels" },
+        { "/v1/collections/nope/items", """{"items": []}""", 404, "collection 'nope'" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadRequests))]
+    public async Task Bad_input_is_a_4xx_naming_the_problem_and_the_service_keeps_answering(string route, string body, int status, string named)
+    {
+        var response = await Http.PostAsync(route, new StringContent(body, System.Text.Encoding.UTF8, "application/json"));
+        var answer = await Json.ReadAsync(response);
+        Assert.Equal(status, (int)response.StatusCode);
+        Assert.Contains(named, answer.GetProperty("error").GetString());
+
+        var after = await Json.ReadAsync(await Search(new { collection = "tiny", text = "狗", k = 6 }));
+        Assert.Equal(6, after.GetProperty("results").GetArrayLength());
+    }
+
+    [Fact]
+    public async Task An_image_above_the_pixel_limit_is_refused_before_decoding()
+    {
+        // A PNG header claiming 100000 x 100000 pixels: refused from its header, never decoded.
+        byte[] png = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52, 0, 1, 0x86, 0xA0, 0, 1, 0x86, 0xA0, 8, 2, 0, 0, 0, 0, 0, 0, 0];
+        var response = await Search(new { collection = "tiny", image = Convert.ToBase64String(png) });
+        Assert.Equal(400, (int)response.StatusCode);
+        Assert.Contains("image:", (await Json.ReadAsync(response)).GetProperty("error").GetString());
+    }
+
+    [Fact]
+    public async Task Thumbnails_of_unknown_items_are_404_and_the_page_is_served_at_the_root()
+    {
+        var missing = await Http.GetAsync("/v1/collections/tiny/items/999/image");
+        Assert.Equal(404, (int)missing.StatusCode);
+        Assert.Contains("no item 999", (await Json.ReadAsync(missing)).GetProperty("error").GetString());
+        var page = await Http.GetAsync("/");
+        Assert.Equal("text/html", page.Content.Headers.ContentType!.MediaType);
+        Assert.Contains("/page/app.js", await page.Content.ReadAsStringAsync());
+        Assert.Equal(HttpStatusCode.OK, (await Http.GetAsync("/page/app.js")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await Http.GetAsync("/health")).StatusCode);
+    }
+}
