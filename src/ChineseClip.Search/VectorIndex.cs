@@ -70,10 +70,10 @@ public sealed class VectorIndex : IDisposable
     {
         int kk = Math.Min(k, Count);
         var results = new SearchHit[count][];
-        const int Chunk = 64; // bounds the [chunk, count] score matrix
-        for (int start = 0; start < count; start += Chunk)
+        const int chunk = 64; // bounds the [chunk, count] score matrix
+        for (int start = 0; start < count; start += chunk)
         {
-            int n = Math.Min(Chunk, count - start);
+            int n = Math.Min(chunk, count - start);
             using var scope = NewDisposeScope();
             Tensor q = tensor(queries.AsSpan(start * Dimension, n * Dimension).ToArray(), [n, Dimension]);
             var (values, indexes) = q.matmul(_matrix.t()).topk(kk, dim: 1);

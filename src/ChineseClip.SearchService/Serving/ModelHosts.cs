@@ -30,11 +30,11 @@ public sealed class ModelHost : IDisposable
 
 public sealed class ModelHosts : IDisposable
 {
-    readonly IServiceProvider services;
+    readonly IServiceProvider _services;
 
     public ModelHosts(IServiceProvider services)
     {
-        this.services = services;
+        _services = services;
         TorchSharp.torch.set_num_threads(services.Options().Threads);
     }
 
@@ -51,7 +51,7 @@ public sealed class ModelHosts : IDisposable
         {
             if (!_hosts.TryGetValue(Key(model), out host!))
             {
-                var options = services.Options();
+                var options = _services.Options();
                 _hosts[Key(model)] = host = new Lazy<ModelHost>(() =>
                     new ModelHost(ClipEmbedder.Load(model, options.Backend, options.MaxPixels), options));
             }
