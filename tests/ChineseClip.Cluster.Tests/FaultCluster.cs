@@ -10,8 +10,8 @@ public sealed class FaultCluster : IDisposable
 {
     public const int SigKill = 9, SigTerm = 15, SigCont = 18, SigStop = 19;
 
-    [DllImport("libc", SetLastError = true)]
-    static extern int kill(int pid, int sig);
+    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    static extern int SendSignal(int pid, int signal);
 
     readonly Dictionary<string, Func<ProcessStartInfo>> _recipes = [];
     readonly Dictionary<string, Process> _running = [];
@@ -98,7 +98,7 @@ public sealed class FaultCluster : IDisposable
     public int Signal(string name, int signal)
     {
         int pid = Pid(name);
-        if (kill(pid, signal) != 0) throw new InvalidOperationException($"kill -{signal} {pid} ({name}): errno {Marshal.GetLastPInvokeError()}");
+        if (SendSignal(pid, signal) != 0) throw new InvalidOperationException($"kill -{signal} {pid} ({name}): errno {Marshal.GetLastPInvokeError()}");
         return pid;
     }
 
