@@ -109,7 +109,8 @@ public sealed record TrainOptions
         bool yaml = YamlJson.IsYamlPath(path);
         try
         {
-            o = (yaml ? YamlJson.Parse(File.ReadAllText(path), path) : JsonNode.Parse(File.ReadAllText(path))) as JsonObject
+            string text = File.ReadAllText(path);
+            o = (yaml ? YamlJson.Parse(text, path) : JsonNode.Parse(text, documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false })) as JsonObject
                 ?? throw new JsonException("not a mapping of keys to values");
         }
         catch (JsonException e)
@@ -128,7 +129,9 @@ public sealed record TrainOptions
         // The official script names the towers separately.
         if (o["vision_model"] is JsonNode v && o["text_model"] is JsonNode t && o["arch"] is null)
         {
-            o["arch"] = $"{v.GetValue<string>()}@{t.GetValue<string>()}";
+            string Tower(JsonNode node, string key) => node is JsonValue value && value.TryGetValue(out string? name)
+                ? name : throw new InvalidDataException($"{path}: key '{key}': expected a model name, got {node.ToJsonString()}");
+            o["arch"] = $"{Tower(v, "vision_model")}@{Tower(t, "text_model")}";
             o.Remove("vision_model");
             o.Remove("text_model");
         }

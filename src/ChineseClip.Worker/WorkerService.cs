@@ -126,7 +126,7 @@ public sealed class WorkerService(Coordinator.CoordinatorClient coordinator, IOp
             log.LogInformation("Run {Run}: rank {Rank} of {World}, training {Data} into {Dir}", a.RunId, a.Rank, a.WorldSize, trainOptions.TrainData,
                 Path.Combine(trainOptions.Logs, trainOptions.Name));
             using ICollectives group = Collectives.Connect(a.Rank, a.WorldSize, new CoordinatorRendezvous(coordinator, a.RunId, cancel),
-                trainOptions.Device, new RingOptions { Group = a.RunId, ListenHost = _options.RingHost });
+                trainOptions.Device, new RingOptions { Group = a.RunId, ListenHost = _options.RingHost, Timeout = TimeSpan.FromSeconds(_options.RingTimeoutSeconds) });
             using var writer = new LogWriter(log);
             var lastReport = Stopwatch.StartNew();
             // The newest checkpoint goes to the coordinator when it is written and again with every later report (a

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using ChineseClip.Contracts.Coordinator;
 using Grpc.Core;
 using Grpc.Net.Client;
+using Google.Protobuf.Collections;
 
 namespace ChineseClip.Cluster.Tests;
 
@@ -136,6 +137,86 @@ public sealed class CoordinatorProcessTests(ClusterFixture cluster) : IDisposabl
         // gRPC health answers without the token, as /health does.
         var health = await new Grpc.Health.V1.Health.HealthClient(channel).CheckAsync(new Grpc.Health.V1.HealthCheckRequest());
         Assert.Equal(Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus.Serving, health.Status);
+    }
+
+    /// <summary>A worker whose coordinator was away when its rank finished races its end report against its rejoin:
+    /// the report may land first, and the Join, sent a moment earlier, still says "busy with" that run. The worker
+    /// must be free once the run is over, not busy with it forever (seen in the fault series: the next stage, waiting
+    /// for two workers, never started). Played here with two fake workers over gRPC and a coordinator restart.</summary>
+    [Fact]
+    public async Task A_worker_that_rejoins_busy_with_a_run_that_ended_meanwhile_is_free_again()
+    {
+        int redisPort = ServiceProcesses.FreePort(), grpcPort = ServiceProcesses.FreePort(), httpPort = ServiceProcesses.FreePort();
+        StartRedis(redisPort);
+        (string, string)[] environment =
+        [
+            ("ConnectionStrings__redis", $"127.0.0.1:{redisPort}"), ("Kestrel__Endpoints__grpc__Url", $"http://127.0.0.1:{grpcPort}"),
+            ("Kestrel__Endpoints__http__Url", $"http://127.0.0.1:{httpPort}"), ("Coordinator__RunsDirectory", Path.Combine(_root, "runs")),
+        ];
+        var coordinator = Start(ServiceProcesses.Executable("ChineseClip.Coordinator"), "coordinator-rejoin-1", environment);
+        using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{grpcPort}");
+        var client = new Coordinator.CoordinatorClient(channel);
+        using var stop = new CancellationTokenSource(ClusterFixture.Patience);
+        // A Join stream answers nothing until its first command: the worker list says when the coordinator has it.
+        async Task<AsyncServerStreamingCall<WorkerCommand>> Join(string name, string busyWith)
+        {
+            var deadline = DateTime.UtcNow + ClusterFixture.Patience;
+            while (true)
+            {
+                var call = client.Join(new JoinRequest { Worker = new WorkerInfo { Name = name, Device = "cpu", BusyWith = busyWith } }, cancellationToken: stop.Token);
+                for (int i = 0; i < 20; i++)
+                {
+                    try
+                    {
+                        if ((await client.ListWorkersAsync(new ListWorkersRequest())).Workers.Any(w => w.Name == name)) return call;
+                    }
+                    catch (RpcException e) when (e.StatusCode == StatusCode.Unavailable) { }
+                    await Task.Delay(300);
+                }
+                call.Dispose();
+                Assert.True(DateTime.UtcNow < deadline, $"{name} did not join");
+            }
+        }
+        var a = await Join("a", "");
+        var b = await Join("b", "");
+        var stage = cluster.DemoStage("one", "stage1-muge", StageInit.InitScratch, 1);
+        stage.Workers = 2;
+        string id = (await client.SubmitScheduleAsync(new SubmitScheduleRequest { Schedule = new Schedule { Name = "rejoin", Stages = { stage } } })).Id;
+        Assert.True(await a.ResponseStream.MoveNext(stop.Token));
+        Assert.True(await b.ResponseStream.MoveNext(stop.Token));
+        string run = a.ResponseStream.Current.RunStage.RunId;
+        Assert.Equal(run, b.ResponseStream.Current.RunStage.RunId);
+
+        // The coordinator dies; b's rank finishes meanwhile, and its report reaches the next coordinator before its
+        // Join, which still says it is busy with the run. a rejoins still training, then finishes.
+        coordinator.Kill();
+        coordinator.WaitForExit();
+        a.Dispose();
+        b.Dispose();
+        Start(ServiceProcesses.Executable("ChineseClip.Coordinator"), "coordinator-rejoin-2", environment);
+        var reportDeadline = DateTime.UtcNow + ClusterFixture.Patience;
+        while (true)
+        {
+            try
+            {
+                await client.ReportStageEndAsync(new StageEndReport { RunId = run, Rank = 1, Succeeded = true });
+                break;
+            }
+            catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.NotFound && DateTime.UtcNow < reportDeadline)
+            {
+                await Task.Delay(300); // not up, or its schedules not loaded yet
+            }
+        }
+        using var b2 = await Join("b", run);
+        using var a2 = await Join("a", run);
+        await client.ReportStageEndAsync(new StageEndReport { RunId = run, Rank = 0, Succeeded = true, BestCheckpoint = "/x/best.pt", LastCheckpoint = "/x/epoch_latest.pt" });
+        Assert.Equal(RunState.Succeeded, (await client.GetScheduleAsync(new GetScheduleRequest { Id = id })).State);
+
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(15);
+        RepeatedField<WorkerInfo> workers;
+        while ((workers = (await client.ListWorkersAsync(new ListWorkersRequest())).Workers).Any(w => w.BusyWith.Length > 0) && DateTime.UtcNow < deadline)
+            await Task.Delay(300);
+        Assert.All(workers, w => Assert.True(w.BusyWith.Length == 0, $"{w.Name} is still busy with {w.BusyWith}, a run that is over"));
     }
 
     void StartRedis(int port)

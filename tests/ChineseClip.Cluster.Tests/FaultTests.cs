@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Text.Json;
 using Aspire.Hosting;
 using Aspire.Hosting.Testing;
 using Aspire.Hosting.ApplicationModel;
@@ -41,36 +40,6 @@ public class FaultTests(ClusterFixture cluster)
         throw new TimeoutException($"schedule {id} never reached step {step}");
     }
 
-    static List<JsonElement> Metrics(StageStatus stage) =>
-        File.ReadLines(Path.Combine(stage.RunDir, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement).ToList();
-
-    /// <summary>Every optimiser step of the stage is in the final weights exactly once: read in order, training steps
-    /// go 1, 2, 3, ...; a resume from a checkpoint at step k (never beyond what was trained) makes k + 1 the next; the
-    /// last step is the stage's last. Returns the resume lines.</summary>
-    static List<JsonElement> AssertEveryStepOnce(StageStatus stage)
-    {
-        int next = 1;
-        var resumes = new List<JsonElement>();
-        foreach (var m in Metrics(stage))
-        {
-            string type = m.GetProperty("type").GetString()!;
-            int step = m.GetProperty("step").GetInt32();
-            if (type == "resume")
-            {
-                Assert.True(step < next, $"resumed at step {step}, beyond the {next - 1} steps trained");
-                next = step + 1;
-                resumes.Add(m);
-            }
-            else if (type == "train")
-            {
-                Assert.Equal(next, step);
-                next++;
-            }
-        }
-        Assert.Equal(stage.Progress.Steps, next - 1);
-        return resumes;
-    }
-
     [Fact]
     public async Task A_worker_killed_mid_stage_does_not_stop_the_schedule_and_no_step_is_lost()
     {
@@ -90,7 +59,7 @@ public class FaultTests(ClusterFixture cluster)
         Assert.Equal(stage.Progress.Steps, stage.Progress.Step);
 
         // Re-formed from a checkpoint (save_step_frequency 3, killed after step 5), not restarted from scratch.
-        var resumes = AssertEveryStepOnce(stage);
+        var resumes = StageChecks.AssertEveryStepOnce(stage);
         Assert.NotEmpty(resumes);
         Assert.True(resumes[0].GetProperty("step").GetInt32() >= 1, $"the stage restarted from scratch: {resumes[0]}");
 
@@ -132,7 +101,7 @@ public class FaultTests(ClusterFixture cluster)
             Assert.True(done.State == RunState.Succeeded, $"{done.State}: {done.Error}\n{ClusterFixture.WorkerErrors()}");
             Assert.True(stage.Grown >= 1, $"the stage never grew back ({stage.Recoveries} re-forms, last: {stage.LastRecovery})");
             Assert.Equal(["worker-0", "worker-1"], stage.Members);
-            var resumes = AssertEveryStepOnce(stage);
+            var resumes = StageChecks.AssertEveryStepOnce(stage);
             Assert.Equal(2, resumes.Last().GetProperty("world_size").GetInt32());
         }
         finally

@@ -7,13 +7,20 @@ namespace ChineseClip.Cluster.Tests;
 public static class ServiceProcesses
 {
     // The build folder of a service project, for the configuration these tests were built in.
-    public static string Executable(string project)
+    public static string Executable(string project, string? program = null)
     {
         var dir = new DirectoryInfo(Path.TrimEndingDirectorySeparator(AppContext.BaseDirectory));
         string configuration = dir.Parent!.Parent!.Name; // bin/<Configuration>/net10.0/linux-x64/
-        while (!File.Exists(Path.Combine(dir.FullName, "ChineseClip.sln"))) dir = dir.Parent ?? throw new InvalidOperationException("no ChineseClip.sln above the tests");
-        string path = Path.Combine(dir.FullName, "src", project, "bin", configuration, "net10.0", "linux-x64", project);
+        string path = Path.Combine(RepositoryRoot(), "src", project, "bin", configuration, "net10.0", "linux-x64", program ?? project);
         return File.Exists(path) ? path : throw new FileNotFoundException($"{path}: build the solution first", path);
+    }
+
+    /// <summary>The checkout these tests were built in (the folder holding ChineseClip.sln).</summary>
+    public static string RepositoryRoot()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (!File.Exists(Path.Combine(dir.FullName, "ChineseClip.sln"))) dir = dir.Parent ?? throw new InvalidOperationException("no ChineseClip.sln above the tests");
+        return dir.FullName;
     }
 
     /// <summary>A loopback port that was free a moment ago.</summary>

@@ -17,19 +17,13 @@ public sealed class UserRunTests(ClusterFixture cluster) : IDisposable
     readonly string _runs = Directory.CreateTempSubdirectory("cnclip-user-run").FullName;
     Process? _apphost;
 
-    static string RepositoryRoot()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (!File.Exists(Path.Combine(dir.FullName, "ChineseClip.sln"))) dir = dir.Parent ?? throw new InvalidOperationException("no ChineseClip.sln above the tests");
-        return dir.FullName;
-    }
 
     [Fact]
     public async Task Dotnet_run_of_the_apphost_runs_the_demo_schedule_and_the_dashboard_shows_every_service()
     {
         _ = cluster; // shares the collection only to run alone
         var start = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (string a in new[] { "run", "--no-build", "--project", Path.Combine(RepositoryRoot(), "ChineseClip.AppHost"), "--",
+        foreach (string a in new[] { "run", "--no-build", "--project", Path.Combine(ServiceProcesses.RepositoryRoot(), "ChineseClip.AppHost"), "--",
             $"Cluster:RunsDirectory={_runs}", "Cluster:Redis=garnet" })
             start.ArgumentList.Add(a);
         _apphost = Process.Start(start)!;

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using ChineseClip.Data.Formats;
+using LightningDB;
 
 namespace ChineseClip.Data.Tests;
 
@@ -30,7 +31,7 @@ public class OfficialLmdbTests
         Assert.Equal([new LmdbSplitCounts("test", 6, expected.Count)], counts);
         string split = Path.Combine(lmdb, "test");
         Assert.Equal(new LmdbSplitCounts("test", 6, expected.Count), OfficialLmdb.ReadCounts(split));
-        Assert.Equal(expected, OfficialLmdb.ReadPairs(split));
+        Assert.Equal(expected, OfficialLmdb.ReadPairs(split, e => Assert.Fail(e)));
         string[] base64 = TsvBase64();
         long[] ids = [1001, 1002, 1003, 1004, 1005, 1006];
         for (int i = 0; i < ids.Length; i++) Assert.Equal(base64[i], OfficialLmdb.ReadImage(split, ids[i]));
@@ -102,7 +103,7 @@ public class OfficialLmdbTests
         Assert.Contains(errors, e => e.Contains("x_texts.jsonl:2:"));
         Assert.Equal([new LmdbSplitCounts("x", 2, 2)], counts);
         string split = Path.Combine(lmdb, "x");
-        Assert.Equal([new LmdbPair(1001, 1, "狗"), new LmdbPair(1002, 1, "狗")], OfficialLmdb.ReadPairs(split));
+        Assert.Equal([new LmdbPair(1001, 1, "狗"), new LmdbPair(1002, 1, "狗")], OfficialLmdb.ReadPairs(split, e => Assert.Fail(e)));
         Assert.Equal(tsv[1].Split('\t')[1], OfficialLmdb.ReadImage(split, 1002));
         Directory.Delete(data, true);
     }
@@ -116,6 +117,34 @@ public class OfficialLmdbTests
         Assert.Contains(Path.Combine(Fixture, "train_imgs.tsv"), Assert.Single(errors));
         Assert.Equal("test", Assert.Single(counts).Split);
         Assert.False(Directory.Exists(Path.Combine(lmdb, "train")));
+        Directory.Delete(lmdb, true);
+    }
+
+    [Theory]
+    [InlineData("80044b014b028c02ff7a87942e")]  // the text is not UTF-8
+    [InlineData("80044b014b0258ffffffff7a87942e")] // a text of 4 GB in a 15-byte pickle
+    public void A_pair_pickle_with_a_bad_text_is_invalid_data(string hex) =>
+        Assert.Throws<InvalidDataException>(() => PairPickle.Read(Convert.FromHexString(hex)));
+
+    [Fact]
+    public void A_bad_pair_record_is_reported_by_its_key_and_the_other_pairs_still_read()
+    {
+        string lmdb = TempDir();
+        OfficialLmdb.Build(Fixture, lmdb, ["test"], e => Assert.Fail(e));
+        string split = Path.Combine(lmdb, "test");
+        using (var env = new LightningEnvironment(Path.Combine(split, "pairs")))
+        {
+            env.Open();
+            using var txn = env.BeginTransaction();
+            using var db = txn.OpenDatabase();
+            txn.Put(db, "1"u8.ToArray(), Convert.FromHexString("80044b01")).ThrowOnError(); // truncated
+            txn.Commit().ThrowOnError();
+        }
+        var errors = new List<string>();
+        var pairs = OfficialLmdb.ReadPairs(split, errors.Add);
+        var expected = ExpectedPairs();
+        Assert.Equal([expected[0], .. expected[2..]], pairs);
+        Assert.Equal($"{split}/pairs: key 1: pickle: truncated", Assert.Single(errors));
         Directory.Delete(lmdb, true);
     }
 }

@@ -76,7 +76,7 @@ public static class ExtractFeaturesCommand
             if (File.Exists(textsPath) || useLmdb)
             {
                 string output = Path.Combine(outputDir.FullName, $"{split}_texts.txt_feat.jsonl");
-                var texts = File.Exists(textsPath) ? TextJsonl.Read(textsPath, e => Reject(e.ToString())) : TextsFromPairs(lmdbSplit);
+                var texts = File.Exists(textsPath) ? TextJsonl.Read(textsPath, e => Reject(e.ToString())) : TextsFromPairs(lmdbSplit, Reject);
                 int count = WriteFeatures(output, texts, FeatureJsonl.TextIdKey,
                     batch => encoder.EncodeTexts(Tokenize(tokenizer, batch, contextLength)), t => t.TextId);
                 io.Error.WriteLine($"{count} text features written to {output}");
@@ -146,8 +146,8 @@ public static class ExtractFeaturesCommand
         sealed record DecodedImage(long Id, float[] Pixels);
 
         // Texts of an LMDB-only split: the distinct text ids of its pairs, in pair order.
-        static IEnumerable<TextRecord> TextsFromPairs(string lmdbSplit) =>
-            OfficialLmdb.ReadPairs(lmdbSplit).GroupBy(p => p.TextId)
+        static IEnumerable<TextRecord> TextsFromPairs(string lmdbSplit, Action<string> onError) =>
+            OfficialLmdb.ReadPairs(lmdbSplit, onError).GroupBy(p => p.TextId)
                 .Select(g => new TextRecord(g.Key, g.First().Text, g.Select(p => p.ImageId).ToList()));
 
         IEnumerable<DecodedImage> DecodeImages(string path, IEnumerable<ImageRecord> records, ImageTransform transform)

@@ -17,6 +17,10 @@ public sealed class StageRecovery(ScheduleStore store, WorkerRegistry workers, R
     /// before it is re-formed without it.</summary>
     public static readonly TimeSpan MemberGrace = TimeSpan.FromSeconds(30);
 
+    /// <summary>How long a running stage waits for a member that is connected but not in the run: long enough for the
+    /// end report of a rank that finished while no coordinator listened (retried every 2 s) to arrive after its rejoin.</summary>
+    public static readonly TimeSpan LostRunGrace = TimeSpan.FromSeconds(6);
+
     // Ranks that reported success, by run; since when a running stage's member has been out of sight; and, for a stage
     // being re-formed, the run whose workers must be free again before the next attempt starts.
     readonly ConcurrentDictionary<string, ConcurrentDictionary<int, bool>> _finished = new();
@@ -38,18 +42,44 @@ public sealed class StageRecovery(ScheduleStore store, WorkerRegistry workers, R
         for (int rank = 0; rank < stage.Members.Count; rank++)
         {
             string key = $"{runId}#{stage.Members[rank]}";
-            if (workers.Get(stage.Members[rank])?.RunId == runId || finished?.ContainsKey(rank) == true)
+            var connection = workers.Get(stage.Members[rank]);
+            if (connection?.RunId == runId || finished?.ContainsKey(rank) == true)
             {
                 _missingSince.TryRemove(key, out _);
                 continue;
             }
+            // A member connected but not in the run (restarted, say with the whole cluster) will not return to it; one
+            // that is not connected may (a coordinator restart), so it gets longer.
+            var grace = connection is null ? MemberGrace : LostRunGrace;
             var since = _missingSince.GetOrAdd(key, DateTime.UtcNow);
-            if (DateTime.UtcNow - since > MemberGrace)
+            if (DateTime.UtcNow - since > grace)
             {
                 _missingSince.TryRemove(key, out _);
-                await Recover(schedule.Id, index, runId, $"worker {stage.Members[rank]} (rank {rank}) did not come back within {MemberGrace.TotalSeconds:F0} s");
+                await Recover(schedule.Id, index, runId, connection is null
+                    ? $"worker {stage.Members[rank]} (rank {rank}) did not come back within {MemberGrace.TotalSeconds:F0} s"
+                    : $"worker {stage.Members[rank]} (rank {rank}) joined again without the run");
                 return;
             }
+        }
+    }
+
+    /// <summary>Frees workers still marked busy with a run that is over: its stage ended or was re-formed (a later
+    /// attempt runs), or the worker's rank already reported success. A worker's end report can reach a restarted
+    /// coordinator before its Join, which still names the run; nothing else would ever free it. A stage being
+    /// re-formed (Pending) keeps its previous run's workers until they report, as the re-form waits for them.</summary>
+    public void ReleaseEndedRuns()
+    {
+        foreach (var worker in workers.All())
+        {
+            if (worker.RunId is not { } runId) continue;
+            var stage = RunId.TryParse(runId, out var run) && store.Get(run.ScheduleId) is { } schedule
+                && run.StageIndex < schedule.Stages.Count ? schedule.Stages[run.StageIndex] : null;
+            bool ended = stage is null || stage.State is RunState.Succeeded or RunState.Failed or RunState.Cancelled
+                || stage.State == RunState.Running && (stage.Attempt != run.Attempt
+                    || _finished.TryGetValue(runId, out var done) && done.ContainsKey(stage.Members.IndexOf(worker.Info.Name)));
+            if (!ended) continue;
+            log.LogInformation("Worker {Name} was still marked busy with run {Run}, which is over: free again", worker.Info.Name, runId);
+            worker.RunId = null;
         }
     }
 

@@ -87,6 +87,7 @@ public sealed class StageRunner : BackgroundService
 
     async Task Tick()
     {
+        _recovery.ReleaseEndedRuns();
         foreach (var schedule in _store.All().Where(s => Placement.IsActive(s.State)))
         {
             int index = Placement.CurrentStage(schedule);

@@ -60,13 +60,13 @@ public sealed class InMemoryPairDataset : IPairBatches
 
     /// <summary>Loads an official LMDB split (<paramref name="splitDir"/> holds `pairs` and `imgs`): pair i is key i
     /// of `pairs`. The texts (for validation) are the distinct text ids in pair order, each with the images it is
-    /// paired with. Undecodable images and pairs naming a missing image are reported and left out.</summary>
+    /// paired with. Undecodable images, unreadable pairs and pairs naming a missing image are reported and left out.</summary>
     public static InMemoryPairDataset LoadLmdb(string splitDir, ImageTransform transform, ClipTokenizer tokenizer, int contextLength,
         Action<string> onError)
     {
         var dataset = new InMemoryPairDataset(transform.Resolution, contextLength);
         dataset.AddImages(OfficialLmdb.ReadImages(splitDir, onError).ToList(), transform, _ => $"{splitDir}/imgs", onError);
-        var pairs = OfficialLmdb.ReadPairs(splitDir);
+        var pairs = OfficialLmdb.ReadPairs(splitDir, onError);
         var texts = new Dictionary<long, (TextRecord Text, long[] Ids)>();
         for (int i = 0; i < pairs.Count; i++)
         {

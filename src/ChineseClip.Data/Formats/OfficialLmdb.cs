@@ -123,8 +123,10 @@ public static class OfficialLmdb
             ParseCount(imgs, NumImagesKey), ParseCount(pairs, NumSamplesKey));
     }
 
-    /// <summary>Every pair of {splitDir}/pairs, in key order 0 .. num_samples-1.</summary>
-    public static IReadOnlyList<LmdbPair> ReadPairs(string splitDir)
+    /// <summary>Every pair of {splitDir}/pairs, in key order 0 .. num_samples-1. A record that is not a pickled
+    /// (image_id, text_id, text) is reported through <paramref name="onError"/> (naming its key) and left out; a missing
+    /// key means the count and the records disagree, and the split cannot be read.</summary>
+    public static IReadOnlyList<LmdbPair> ReadPairs(string splitDir, Action<string> onError)
     {
         using var pairs = Reader.Open(Path.Combine(splitDir, "pairs"));
         long count = ParseCount(pairs, NumSamplesKey);
@@ -133,7 +135,14 @@ public static class OfficialLmdb
         {
             byte[] value = pairs.Get(Encoding.UTF8.GetBytes(i.ToString()))
                 ?? throw new InvalidDataException($"{splitDir}/pairs: key {i} missing (num_samples {count})");
-            result.Add(PairPickle.Read(value));
+            try
+            {
+                result.Add(PairPickle.Read(value));
+            }
+            catch (InvalidDataException e)
+            {
+                onError($"{splitDir}/pairs: key {i}: {e.Message}");
+            }
         }
         return result;
     }
@@ -361,8 +370,8 @@ public static class PairPickle
                 case Long1: stack.Add(ToLong(Take(data, Take(data, 1, ref p)[0], ref p))); break;
                 case Long4: stack.Add(ToLong(Take(data, BinaryPrimitives.ReadInt32LittleEndian(Take(data, 4, ref p)), ref p))); break;
                 case ShortBinUnicode: stack.Add(Utf8(Take(data, Take(data, 1, ref p)[0], ref p))); break;
-                case BinUnicode: stack.Add(Utf8(Take(data, checked((int)BinaryPrimitives.ReadUInt32LittleEndian(Take(data, 4, ref p))), ref p))); break;
-                case BinUnicode8: stack.Add(Utf8(Take(data, checked((int)BinaryPrimitives.ReadUInt64LittleEndian(Take(data, 8, ref p))), ref p))); break;
+                case BinUnicode: stack.Add(Utf8(Take(data, Length(BinaryPrimitives.ReadUInt32LittleEndian(Take(data, 4, ref p))), ref p))); break;
+                case BinUnicode8: stack.Add(Utf8(Take(data, Length(BinaryPrimitives.ReadUInt64LittleEndian(Take(data, 8, ref p))), ref p))); break;
                 case Memoize: break;
                 case BinPut: Take(data, 1, ref p); break;
                 case LongBinPut: Take(data, 4, ref p); break;
@@ -395,6 +404,18 @@ public static class PairPickle
         return (long)value;
     }
 
-    static string Utf8(ReadOnlySpan<byte> bytes) =>
-        new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(bytes);
+    // A length beyond what a span holds is past the end of any record: Take reports it as truncated.
+    static int Length(ulong n) => n > int.MaxValue ? -1 : (int)n;
+
+    static string Utf8(ReadOnlySpan<byte> bytes)
+    {
+        try
+        {
+            return new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(bytes);
+        }
+        catch (DecoderFallbackException)
+        {
+            throw new InvalidDataException("pickle: the text is not UTF-8");
+        }
+    }
 }

@@ -112,7 +112,7 @@ public static class SafetensorsFile
         var entries = new List<(string, TensorBytes.DType, long[], long)>();
         try
         {
-            using var doc = JsonDocument.Parse(header);
+            using var doc = JsonDocument.Parse(header, new JsonDocumentOptions { AllowDuplicateProperties = false });
             foreach (var p in doc.RootElement.EnumerateObject())
             {
                 if (p.Name == "__metadata__") continue;
@@ -122,7 +122,7 @@ public static class SafetensorsFile
                 long[] shape = p.Value.GetProperty("shape").EnumerateArray().Select(e => e.GetInt64()).ToArray();
                 long[] offsets = p.Value.GetProperty("data_offsets").EnumerateArray().Select(e => e.GetInt64()).ToArray();
                 long numel = shape.Aggregate(1L, (a, b) => checked(a * b));
-                if (shape.Any(d => d < 0) || offsets.Length != 2 || offsets[1] - offsets[0] != numel * dtype.ElementSize || offsets[0] < 0)
+                if (shape.Any(d => d < 0) || offsets.Length != 2 || offsets[1] - offsets[0] != checked(numel * dtype.ElementSize) || offsets[0] < 0)
                     throw new CheckpointFormatException($"{path}: tensor '{p.Name}' has inconsistent shape, dtype and data_offsets");
                 if (offsets[1] > dataLength)
                     throw new CheckpointFormatException($"{path}: tensor '{p.Name}' ends at byte {offsets[1]} of a {dataLength}-byte data section (truncated file)");

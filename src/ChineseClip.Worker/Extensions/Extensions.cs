@@ -28,6 +28,9 @@ public sealed class WorkerOptions
     public string Token { get; set; } = "";
     /// <summary>Pairs per shard when a stage's data goes through the preprocessing queue (when Redis is configured).</summary>
     public int PairsPerShard { get; set; } = 1024;
+    /// <summary>How long a rank waits for its ring predecessor (data, or the rendezvous) before its run fails and the
+    /// stage is re-formed: a peer that stalls (a stopped process, a hung machine) costs this long.</summary>
+    public double RingTimeoutSeconds { get; set; } = 600;
 }
 
 public static class Extensions
@@ -37,6 +40,7 @@ public static class Extensions
         builder.Services.AddOptions<WorkerOptions>().BindConfiguration("Worker")
             .PostConfigure(o => { if (o.Device == "auto") o.Device = ChineseClip.Training.DeviceSettings.Auto(o.GpuIndex); })
             .Validate(o => o.Threads >= 1, "Worker:Threads must be at least 1")
+            .Validate(o => o.RingTimeoutSeconds >= 1, "Worker:RingTimeoutSeconds must be at least 1")
             .Validate(o => o.GpuIndex >= 0, "Worker:GpuIndex must not be negative")
             .Validate(o => ChineseClip.Training.TrainOptions.TryParseDevice(o.Device, out _), "Worker:Device must be cpu, cuda, cuda:N or auto")
             .Validate(o => !string.IsNullOrWhiteSpace(o.Name), "Worker:Name must be set").ValidateOnStart();

@@ -108,4 +108,24 @@ public class ScheduleFileTests
         var init = Stage.Descriptor.FindFieldByNumber(Stage.InitFieldNumber).EnumType;
         Assert.Equal(["default", "scratch", "pretrained", "best-of-previous", "last-of-previous"], init.Values.Select(ScheduleFile.FriendlyName));
     }
+
+    [Fact]
+    public void A_yaml_schedule_nested_thousands_deep_is_one_line_not_a_stack_overflow()
+    {
+        string deep = new string('[', 10_000) + new string(']', 10_000);
+        var e = Assert.Throws<CliException>(() => ScheduleFile.Parse(deep, yaml: true, "deep.yaml"));
+        Assert.StartsWith("deep.yaml:1: ", e.Message);
+        Assert.Contains("nested deeper than", e.Message);
+    }
+
+    [Fact]
+    public void A_yaml_alias_bomb_is_refused_before_it_is_expanded()
+    {
+        // 9^6 leaves once expanded: refused by the value budget, not by what the expansion turns into.
+        var yaml = new System.Text.StringBuilder("a0: &a0 [x, x, x, x, x, x, x, x, x]\n");
+        for (int i = 1; i < 6; i++) yaml.Append($"a{i}: &a{i} [{string.Join(", ", Enumerable.Repeat($"*a{i - 1}", 9))}]\n");
+        var e = Assert.Throws<CliException>(() => ScheduleFile.Parse(yaml.ToString(), yaml: true, "bomb.yaml"));
+        Assert.StartsWith("bomb.yaml", e.Message);
+        Assert.Contains("values", e.Message);
+    }
 }
