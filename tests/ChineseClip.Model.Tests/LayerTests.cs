@@ -1,6 +1,7 @@
 using ChineseClip.Model.Towers;
 using TorchSharp;
 using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
 
 namespace ChineseClip.Model.Tests;
 
@@ -30,5 +31,114 @@ public class LayerTests
         // One bf16 ulp is 2^-8 relative: allow one, on any element; almost all must be identical.
         Assert.True((diff / scale).max().item<float>() <= 1.0f / 128, $"max relative difference {(diff / scale).max().item<float>()}");
         Assert.True(diff.eq(0).to(ScalarType.Float32).mean().item<float>() > 0.99f);
+    }
+
+    static double Relative(Tensor a, Tensor b) => ((a - b).norm() / (b.norm() + 1e-30)).item<float>();
+
+    // A contiguous 3-D input runs as exactly one addmm over its 2-D view (bias in the product); the other path is
+    // TorchSharp's F.linear: the matmul, then the bias added.
+    [Fact]
+    public void A_folded_linear_is_one_addmm_over_the_2d_view_and_the_plain_one_is_matmul_then_bias()
+    {
+        torch.manual_seed(3);
+        using var x = randn(4, 7, 32);
+        using var weight = randn(48, 32);
+        using var bias = randn(48);
+        using var folded = Dense.Linear(x, weight, bias, foldInputs: true);
+        using var plain = Dense.Linear(x, weight, bias, foldInputs: false);
+        Assert.Equal([4L, 7, 48], folded.shape);
+        using var addmm = torch.addmm(bias, x.view(28, 32), weight.t(), beta: 1, alpha: 1).view(4, 7, 48);
+        Assert.True(folded.allclose(addmm, rtol: 0, atol: 0), "the folded path is not addmm over the 2-D view");
+        using var reference = F.linear(x, weight, bias);
+        Assert.True(plain.allclose(reference, rtol: 0, atol: 0), "the plain path is not F.linear");
+        Assert.True(Relative(folded, plain) < 1e-6, $"the two paths differ by {Relative(folded, plain):E2}");
+    }
+
+    [Fact]
+    public void A_non_contiguous_input_or_a_2d_one_takes_f_linear_as_it_is()
+    {
+        torch.manual_seed(4);
+        using var weight = randn(24, 16);
+        using var bias = randn(24);
+        using var transposed = randn(5, 16, 9).transpose(1, 2); // [5, 9, 16], not contiguous
+        Assert.False(transposed.is_contiguous());
+        using var expected = F.linear(transposed, weight, bias);
+        using var actual = Dense.Linear(transposed, weight, bias, foldInputs: true);
+        Assert.True(actual.allclose(expected, rtol: 0, atol: 0));
+        using var flat = randn(6, 16);
+        using var flatActual = Dense.Linear(flat, weight, bias, foldInputs: true);
+        using var flatExpected = F.linear(flat, weight, bias);
+        Assert.True(flatActual.allclose(flatExpected, rtol: 0, atol: 0));
+    }
+
+    static ClipConfig TinyVit() => Architectures.Resolve(SharedFiles.Path("fixtures", "official-tiny", "arch.json"));
+
+    // Outputs and the gradient of every parameter (and of the input) for a random weighting of the outputs.
+    static (Tensor[] Outputs, Dictionary<string, Tensor> Grads) Pass(nn.Module module, Tensor input, Func<Tensor, Tensor[]> forward, Tensor[] weightings)
+    {
+        module.zero_grad();
+        using var scope = NewDisposeScope();
+        Tensor x = input.detach().requires_grad_(true);
+        Tensor[] outputs = forward(x);
+        outputs.Zip(weightings, (o, w) => (o * w).sum()).Aggregate((a, b) => a + b).backward();
+        var grads = module.named_parameters().Where(p => p.parameter.grad is not null)
+            .ToDictionary(p => p.name, p => p.parameter.grad!.clone().MoveToOuterDisposeScope());
+        if (x.grad is not null) grads["(input)"] = x.grad.clone().MoveToOuterDisposeScope();
+        return (outputs.Select(o => o.detach().MoveToOuterDisposeScope()).ToArray(), grads);
+    }
+
+    static void AssertSameFunction((Tensor[] Outputs, Dictionary<string, Tensor> Grads) expected, (Tensor[] Outputs, Dictionary<string, Tensor> Grads) actual)
+    {
+        for (int i = 0; i < expected.Outputs.Length; i++)
+            Assert.True(Relative(actual.Outputs[i], expected.Outputs[i]) < 1e-5, $"output {i} differs by {Relative(actual.Outputs[i], expected.Outputs[i]):E2}");
+        Assert.Equal(expected.Grads.Keys.Order(), actual.Grads.Keys.Order());
+        // Some gradients are zero in theory (a key bias: softmax ignores a per-row constant), so their computed values
+        // are rounding noise: differences are measured against the size of all gradients too.
+        double all = Math.Sqrt(expected.Grads.Values.Sum(g => Math.Pow(g.norm().item<float>(), 2)));
+        foreach (var (name, g) in expected.Grads)
+        {
+            double difference = (actual.Grads[name] - g).norm().item<float>();
+            Assert.True(difference <= 1e-4 * g.norm().item<float>() + 1e-6 * all, $"{name}: gradients differ by {difference:E2} (norm {g.norm().item<float>():E2})");
+        }
+    }
+
+    [Fact]
+    public void Folding_the_linear_inputs_keeps_both_towers_features_and_gradients_within_fp32_rounding()
+    {
+        var config = TinyVit();
+        torch.manual_seed(21);
+        using var model = new ClipModel(config);
+        model.eval(); // no dropout: both passes compute the same function
+        var keys = model.state_dict().Select(kv => (kv.Key, string.Join("x", kv.Value.shape))).ToList();
+        using var pixels = randn(3, 3, config.ImageResolution, config.ImageResolution);
+        using var ids = tensor(new long[] { 101, 2769, 872, 1962, 102, 0, 101, 679, 102, 0, 0, 0, 101, 2769, 2769, 872, 1962, 102 }, [3, 6]);
+        Tensor[] weightings = [randn(3, config.EmbedDim), randn(3, config.EmbedDim)];
+        Tensor[] Forward(Tensor x) => [model.EncodeImage(x), model.EncodeText(ids)];
+        Assert.True(model.Kernels.FoldLinearInputs, "folding is not the default");
+        var folded = Pass(model, pixels, Forward, weightings);
+        model.Kernels = model.Kernels with { FoldLinearInputs = false };
+        var choosers = model.modules().OfType<IKernelChoices>().ToList();
+        Assert.Equal(2 * config.VisionLayers[0] + 4 * config.TextNumHiddenLayers, choosers.Count); // attention and MLP per block; self-attention, two outputs and the intermediate per layer
+        Assert.All(choosers, m => Assert.False(m.Kernels.FoldLinearInputs));
+        var plain = Pass(model, pixels, Forward, weightings);
+        AssertSameFunction(plain, folded);
+        // The official keys and shapes stay.
+        Assert.Equal(keys, model.state_dict().Select(kv => (kv.Key, string.Join("x", kv.Value.shape))).ToList());
+    }
+
+    // The ResNet tower's attention pool (Linear layers on [N, HW + 1, C]); alone, since the tiny ResNet stem's CPU
+    // backward now and then returns NaN gradients on either path (libtorch's convolution, not the pool).
+    [Fact]
+    public void Folding_the_linear_inputs_keeps_the_attention_pool_within_fp32_rounding()
+    {
+        torch.manual_seed(22);
+        using var pool = new AttentionPool2d(spacialDim: 3, embedDim: 64, heads: 4, outputDim: 32);
+        using var x = randn(5, 64, 3, 3);
+        Tensor[] weightings = [randn(5, 32)];
+        Tensor[] Forward(Tensor input) => [pool.forward(input)];
+        var folded = Pass(pool, x, Forward, weightings);
+        pool.Kernels = pool.Kernels with { FoldLinearInputs = false };
+        var plain = Pass(pool, x, Forward, weightings);
+        AssertSameFunction(plain, folded);
     }
 }

@@ -7,7 +7,7 @@ using F = TorchSharp.torch.nn.functional;
 namespace ChineseClip.Model.Towers;
 
 /// <summary>torch.nn.MultiheadAttention's parameters (packed q/k/v), computed with scaled-dot-product attention.</summary>
-public sealed class PackedSelfAttention : nn.Module<Tensor, Tensor>
+public sealed class PackedSelfAttention : nn.Module<Tensor, Tensor>, IKernelChoices
 {
     private readonly Parameter in_proj_weight;
     private readonly Parameter in_proj_bias;
@@ -29,18 +29,20 @@ public sealed class PackedSelfAttention : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    public KernelChoices Kernels { get; set; } = KernelChoices.Default;
+
     /// <param name="x">[N, L, W], batch first.</param>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
         long n = x.shape[0], l = x.shape[1], w = x.shape[2];
-        Tensor qkv = F.linear(x, in_proj_weight, in_proj_bias).view(n, l, 3, heads, w / heads).permute(2, 0, 3, 1, 4);
+        Tensor qkv = Dense.Linear(x, in_proj_weight, in_proj_bias, Kernels.FoldLinearInputs).view(n, l, 3, heads, w / heads).permute(2, 0, 3, 1, 4);
         Tensor attended = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2]);
-        return out_proj.forward(attended.transpose(1, 2).reshape(n, l, w)).MoveToOuterDisposeScope();
+        return Dense.Linear(out_proj, attended.transpose(1, 2).reshape(n, l, w), Kernels).MoveToOuterDisposeScope();
     }
 }
 
-public sealed class VisionMlp : nn.Module<Tensor, Tensor>
+public sealed class VisionMlp : nn.Module<Tensor, Tensor>, IKernelChoices
 {
     private readonly Linear c_fc;
     private readonly Linear c_proj;
@@ -52,10 +54,12 @@ public sealed class VisionMlp : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    public KernelChoices Kernels { get; set; } = KernelChoices.Default;
+
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        return c_proj.forward(QuickGelu.Apply(c_fc.forward(x))).MoveToOuterDisposeScope();
+        return Dense.Linear(c_proj, QuickGelu.Apply(Dense.Linear(c_fc, x, Kernels)), Kernels).MoveToOuterDisposeScope();
     }
 }
 
