@@ -40,7 +40,7 @@ public class BenchGpuCommandTests
     [Fact]
     public void Bench_gpu_names_an_unknown_variant_or_round_count_before_looking_for_a_device()
     {
-        Assert.Equal("cnclip: error: --variants: 'fast' in 'qkv+fast' is not base, all, or a lever (qkv, nomask, pertensor, linear3d, full)\n",
+        Assert.Equal("cnclip: error: --variants: 'fast' in 'qkv+fast' is not base, all, or a lever (qkv, nomask, pertensor, linear3d, select, full)\n",
             CliRunner.Run("bench", "gpu", "--variants", "base,qkv+fast").Error);
         Assert.Equal("cnclip: error: --variants base,base: a variant is named twice\n", CliRunner.Run("bench", "gpu", "--variants", "base,base").Error);
         Assert.Equal("cnclip: error: --rounds 0: must be at least 1\n", CliRunner.Run("bench", "gpu", "--rounds", "0").Error);
@@ -53,10 +53,10 @@ public class BenchGpuCommandTests
     {
         var timing = new BenchGpuCommand.Timing(Batch: 2, ContextLength: 16, Steps: 1, Warmup: 0, Precision: "bf16", Checkpointing: false, Rounds: 2,
             PhaseSteps: 1, ProfileStep: false);
-        var variants = BenchGpuCommand.Variant.ParseList("base,pertensor+linear3d,full+all");
+        var variants = BenchGpuCommand.Variant.ParseList("base,pertensor+linear3d+select,full+all");
         var json = JsonDocument.Parse(JsonSerializer.Serialize(BenchGpuCommand.Time(SharedFiles.Path("fixtures", "official-tiny", "arch.json"), CPU, timing, variants))).RootElement;
         var results = json.GetProperty("variants").EnumerateArray().ToDictionary(v => v.GetProperty("variant").GetString()!, v => v);
-        Assert.Equal(["base", "pertensor+linear3d", "full+all"], results.Keys);
+        Assert.Equal(["base", "pertensor+linear3d+select", "full+all"], results.Keys);
         foreach (var (name, v) in results)
         {
             Assert.True(v.GetProperty("fits").GetBoolean(), v.ToString());
@@ -66,8 +66,11 @@ public class BenchGpuCommandTests
         }
         Assert.Equal("flat", results["base"].GetProperty("bf16_recast").GetString());
         Assert.Equal("flat", results["full+all"].GetProperty("bf16_recast").GetString());
-        Assert.Equal("per tensor", results["pertensor+linear3d"].GetProperty("bf16_recast").GetString());
-        Assert.True(results["base"].GetProperty("kernels").GetProperty("FoldLinearInputs").GetBoolean());
-        Assert.False(results["pertensor+linear3d"].GetProperty("kernels").GetProperty("FoldLinearInputs").GetBoolean());
+        Assert.Equal("per tensor", results["pertensor+linear3d+select"].GetProperty("bf16_recast").GetString());
+        foreach (string choice in new[] { "FoldLinearInputs", "UnbindPackedQkv" })
+        {
+            Assert.True(results["base"].GetProperty("kernels").GetProperty(choice).GetBoolean());
+            Assert.False(results["pertensor+linear3d+select"].GetProperty("kernels").GetProperty(choice).GetBoolean());
+        }
     }
 }

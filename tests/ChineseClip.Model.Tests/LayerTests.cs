@@ -141,4 +141,52 @@ public class LayerTests
         var plain = Pass(pool, x, Forward, weightings);
         AssertSameFunction(plain, folded);
     }
+
+    [Fact]
+    public void Unbinding_packed_qkv_gives_the_selects_views_and_the_same_gradients_bit_for_bit()
+    {
+        torch.manual_seed(23);
+        using var packed = randn(3, 5, 3 * 32);
+        Tensor[] weightings = [randn(3, 4, 5, 8), randn(3, 4, 5, 8), randn(3, 4, 5, 8)];
+        var results = new[] { true, false }.Select(unbind =>
+        {
+            using var scope = NewDisposeScope();
+            Tensor x = packed.detach().requires_grad_(true);
+            var (q, k, v) = PackedQkv.Split(x, heads: 4, KernelChoices.Default with { UnbindPackedQkv = unbind });
+            Tensor[] parts = [q, k, v];
+            Assert.All(parts, p => Assert.Equal([3L, 4, 5, 8], p.shape));
+            parts.Zip(weightings, (p, w) => (p * w).sum()).Aggregate((a, b) => a + b).backward();
+            return (Strides: parts.Select(p => p.stride()).ToArray(), Values: parts.Select(p => p.detach().clone().MoveToOuterDisposeScope()).ToArray(),
+                Grad: x.grad!.clone().MoveToOuterDisposeScope());
+        }).ToList();
+        var (unbound, selected) = (results[0], results[1]);
+        for (int i = 0; i < 3; i++)
+        {
+            Assert.Equal(selected.Strides[i], unbound.Strides[i]);
+            Assert.True(unbound.Values[i].allclose(selected.Values[i], rtol: 0, atol: 0));
+        }
+        Assert.True(unbound.Grad.allclose(selected.Grad, rtol: 0, atol: 0), "the gradients of the packed product differ");
+        Assert.True(unbound.Grad.abs().min().item<float>() > 0, "some part of the packed product got no gradient");
+    }
+
+    [Fact]
+    public void Unbinding_packed_qkv_keeps_both_towers_features_and_gradients_bit_for_bit()
+    {
+        var config = TinyVit();
+        torch.manual_seed(24);
+        using var model = new ClipModel(config);
+        model.eval();
+        model.Bert.FusedQkv = true; // the text tower's packed path too
+        using var pixels = randn(2, 3, config.ImageResolution, config.ImageResolution);
+        using var ids = tensor(new long[] { 101, 2769, 872, 1962, 102, 0, 101, 679, 102, 0, 0, 0 }, [2, 6]);
+        Tensor[] weightings = [randn(2, config.EmbedDim), randn(2, config.EmbedDim)];
+        Tensor[] Forward(Tensor x) => [model.EncodeImage(x), model.EncodeText(ids)];
+        Assert.True(model.Kernels.UnbindPackedQkv, "unbinding is not the default");
+        var unbound = Pass(model, pixels, Forward, weightings);
+        model.Kernels = model.Kernels with { UnbindPackedQkv = false };
+        var selected = Pass(model, pixels, Forward, weightings);
+        for (int i = 0; i < 2; i++) Assert.True(unbound.Outputs[i].allclose(selected.Outputs[i], rtol: 0, atol: 0), $"output {i} differs");
+        foreach (var (name, g) in selected.Grads)
+            Assert.True(unbound.Grads[name].allclose(g, rtol: 0, atol: 0), $"{name}: the gradients differ");
+    }
 }

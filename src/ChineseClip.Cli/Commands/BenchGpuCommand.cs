@@ -7,8 +7,9 @@
 // that are off by default: qkv (fused QKV in the text tower), nomask (no attention mask for a batch without [PAD]);
 // `all` is every one of them. The earlier paths of switches now on by default, kept to be timed against them:
 // pertensor (the bf16 copy re-cast tensor by tensor, not with Bf16Compute.FlatCopy's one copy), linear3d (Linear layers
-// on 3-D inputs through TorchSharp's F.linear as it is, not KernelChoices.FoldLinearInputs). And full: every text
-// fills the context, so a batch has no [PAD].
+// on 3-D inputs through TorchSharp's F.linear as it is, not KernelChoices.FoldLinearInputs), select (packed q/k/v split
+// with three selects, not KernelChoices.UnbindPackedQkv). And full: every text fills the context, so a batch has no
+// [PAD].
 using System.CommandLine;
 using System.Diagnostics;
 using System.Runtime.InteropServices;
@@ -45,7 +46,7 @@ public static class BenchGpuCommand
         var checkpointing = new Option<bool>("--grad-checkpointing") { Description = "recompute each transformer block in the backward pass (timed step)" };
         var variants = new Option<string>("--variants")
         {
-            Description = "comma-separated versions of the step to time side by side: base, or levers joined by '+' (qkv, nomask, all = both; earlier paths: pertensor, linear3d; full: texts without [PAD])",
+            Description = "comma-separated versions of the step to time side by side: base, or levers joined by '+' (qkv, nomask, all = both; earlier paths: pertensor, linear3d, select; full: texts without [PAD])",
             DefaultValueFactory = _ => "base",
         };
         var rounds = new Option<int>("--rounds") { Description = "times the variants take turns (each round: warm-up, then --steps timed steps)", DefaultValueFactory = _ => 1 };
@@ -210,9 +211,9 @@ public static class BenchGpuCommand
 
     /// <summary>One version of the step: the speed switches it turns on, the earlier paths it goes back to, and
     /// whether its texts fill the context.</summary>
-    internal sealed record Variant(string Name, bool PerTensor, bool Linear3d, bool Qkv, bool NoMask, bool Full)
+    internal sealed record Variant(string Name, bool PerTensor, bool Linear3d, bool Select, bool Qkv, bool NoMask, bool Full)
     {
-        static readonly string[] Levers = ["qkv", "nomask", "pertensor", "linear3d", "full"];
+        static readonly string[] Levers = ["qkv", "nomask", "pertensor", "linear3d", "select", "full"];
         static readonly string[] All = ["qkv", "nomask"];
 
         public static Variant Parse(string text)
@@ -226,12 +227,12 @@ public static class BenchGpuCommand
                 else if (part != "base" || parts.Length > 1)
                     throw new CliException($"--variants: '{part}' in '{text}' is not base, all, or a lever ({string.Join(", ", Levers)})");
             }
-            return new Variant(text, levers.Contains("pertensor"), levers.Contains("linear3d"), levers.Contains("qkv"), levers.Contains("nomask"),
-                levers.Contains("full"));
+            return new Variant(text, levers.Contains("pertensor"), levers.Contains("linear3d"), levers.Contains("select"), levers.Contains("qkv"),
+                levers.Contains("nomask"), levers.Contains("full"));
         }
 
         /// <summary>The towers' kernel paths this variant runs.</summary>
-        public KernelChoices Kernels(KernelChoices defaults) => defaults with { FoldLinearInputs = !Linear3d };
+        public KernelChoices Kernels(KernelChoices defaults) => defaults with { FoldLinearInputs = !Linear3d, UnbindPackedQkv = !Select };
 
         public static IReadOnlyList<Variant> ParseList(string text)
         {

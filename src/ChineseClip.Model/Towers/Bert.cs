@@ -70,9 +70,8 @@ public sealed class BertSelfAttention : nn.Module<Tensor, Tensor?, Tensor>, IKer
         if (FusedQkv)
         {
             Tensor qkv = Dense.Linear(x, cat([query.weight!, key.weight!, value.weight!], 0), cat([query.bias!, key.bias!, value.bias!], 0),
-                    Kernels.FoldLinearInputs)
-                .view(n, l, 3, heads, h / heads).permute(2, 0, 3, 1, 4);
-            (q, k, v) = (qkv[0], qkv[1], qkv[2]);
+                Kernels.FoldLinearInputs);
+            (q, k, v) = PackedQkv.Split(qkv, heads, Kernels);
         }
         else
         {

@@ -36,8 +36,8 @@ public sealed class PackedSelfAttention : nn.Module<Tensor, Tensor>, IKernelChoi
     {
         using var scope = NewDisposeScope();
         long n = x.shape[0], l = x.shape[1], w = x.shape[2];
-        Tensor qkv = Dense.Linear(x, in_proj_weight, in_proj_bias, Kernels.FoldLinearInputs).view(n, l, 3, heads, w / heads).permute(2, 0, 3, 1, 4);
-        Tensor attended = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2]);
+        var (q, k, v) = PackedQkv.Split(Dense.Linear(x, in_proj_weight, in_proj_bias, Kernels.FoldLinearInputs), heads, Kernels);
+        Tensor attended = F.scaled_dot_product_attention(q, k, v);
         return Dense.Linear(out_proj, attended.transpose(1, 2).reshape(n, l, w), Kernels).MoveToOuterDisposeScope();
     }
 }
