@@ -189,4 +189,39 @@ public class LayerTests
         foreach (var (name, g) in selected.Grads)
             Assert.True(unbound.Grads[name].allclose(g, rtol: 0, atol: 0), $"{name}: the gradients differ");
     }
+
+    // QuickGELU as one SiLU with the 1.702 moved into the weights: the same function up to rounding. In fp32 the
+    // outputs and gradients agree to rounding; in bf16 its error against an fp32 computation with the same bf16
+    // weights is of the size of QuickGELU's own.
+    [Fact]
+    public void Quick_gelu_as_silu_is_within_rounding_of_quick_gelu_in_fp32_and_bf16()
+    {
+        torch.manual_seed(25);
+        using var mlp = new VisionMlp(64);
+        using var x = randn(4, 9, 64) * 2;
+        Tensor[] weightings = [randn(4, 9, 64)];
+        Tensor[] Forward(Tensor input) => [mlp.forward(input)];
+        var gelu = Pass(mlp, x, Forward, weightings);
+        mlp.Kernels = mlp.Kernels with { QuickGeluAsSilu = true };
+        var silu = Pass(mlp, x, Forward, weightings);
+        AssertSameFunction(gelu, silu);
+
+        double Error(bool asSilu)
+        {
+            using var scope = NewDisposeScope();
+            using var half = new VisionMlp(64);
+            half.load_state_dict(mlp.state_dict());
+            half.to(ScalarType.BFloat16);
+            Tensor xh = x.to(ScalarType.BFloat16);
+            // fp32 arithmetic on the bf16 values: the truth both bf16 paths round away from.
+            half.to(ScalarType.Float32);
+            Tensor truth = half.forward(xh.to(ScalarType.Float32));
+            half.to(ScalarType.BFloat16);
+            half.Kernels = half.Kernels with { QuickGeluAsSilu = asSilu };
+            Tensor actual = half.forward(xh).to(ScalarType.Float32);
+            return Relative(actual, truth);
+        }
+        double geluError = Error(false), siluError = Error(true);
+        Assert.True(siluError < 1e-2 && siluError <= 2 * geluError, $"bf16 relative error: silu {siluError:E2}, QuickGELU {geluError:E2}");
+    }
 }

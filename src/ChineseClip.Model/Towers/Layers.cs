@@ -26,6 +26,15 @@ public sealed record KernelChoices
     /// and copies the sum out of the permuted layout into the product's (8 kernels, ~0.6 ms per ViT-B/16 block at
     /// batch 128 on an H200). The forward views are the same (same strides) either way.</summary>
     public bool UnbindPackedQkv { get; init; } = true;
+
+    /// <summary>The ViT MLP's QuickGELU as one SiLU: x * sigmoid(1.702 x) = silu(1.702 x) / 1.702, the 1.702 multiplied
+    /// into c_fc's weight and bias and the 1 / 1.702 into c_proj's weight (passes over weight-sized tensors, ~2.4M
+    /// elements each for ViT-B/16, instead of activation-sized ones: one kernel each way over [N, L, 4W] where
+    /// QuickGELU takes three forward and five backward). The same function, rounded differently (in bf16 the scaled
+    /// weights are rounded once more), so off by default: an opt-in measured by `bench gpu --variants ...+silu`.
+    /// Scaling the weights rather than using addmm's alpha: alpha != 1 makes addmm's backward multiply the input's
+    /// gradient by alpha, one more pass over an activation-sized tensor.</summary>
+    public bool QuickGeluAsSilu { get; init; }
 }
 
 /// <summary>A module of the towers that reads <see cref="KernelChoices"/> (set for a whole model with
@@ -110,9 +119,11 @@ public sealed class Fp32LayerNorm : nn.Module<Tensor, Tensor>
 /// <summary>x * sigmoid(1.702 x), the activation of OpenAI CLIP's ViT MLP.</summary>
 public static class QuickGelu
 {
+    public const double Scale = 1.702;
+
     public static Tensor Apply(Tensor x)
     {
         using var scope = NewDisposeScope();
-        return x.mul(x.mul(1.702).sigmoid_()).MoveToOuterDisposeScope();
+        return x.mul(x.mul(Scale).sigmoid_()).MoveToOuterDisposeScope();
     }
 }

@@ -59,7 +59,10 @@ public sealed class VisionMlp : nn.Module<Tensor, Tensor>, IKernelChoices
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        return Dense.Linear(c_proj, QuickGelu.Apply(Dense.Linear(c_fc, x, Kernels)), Kernels).MoveToOuterDisposeScope();
+        if (!Kernels.QuickGeluAsSilu)
+            return Dense.Linear(c_proj, QuickGelu.Apply(Dense.Linear(c_fc, x, Kernels)), Kernels).MoveToOuterDisposeScope();
+        Tensor scaled = Dense.Linear(x, c_fc.weight!.mul(QuickGelu.Scale), c_fc.bias!.mul(QuickGelu.Scale), Kernels.FoldLinearInputs);
+        return Dense.Linear(F.silu(scaled), c_proj.weight!.div(QuickGelu.Scale), c_proj.bias, Kernels.FoldLinearInputs).MoveToOuterDisposeScope();
     }
 }
 
