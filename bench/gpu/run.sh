@@ -16,7 +16,7 @@ package=${CNCLIP_PACKAGE:-.gpu/cnclip-linux-x64.tar.xz}
 fixtures=${CNCLIP_FIXTURES:-.gpu/official-tiny}
 steps=${STEPS:-10}
 rounds=${ROUNDS:-2}
-variants=${VARIANTS:-base,flat,qkv,all,full,full+nomask}
+variants=${VARIANTS:-base,linear3d,select,qkv,silu,patchmm,all}
 out=/tmp/cnclip-gpu-out     # logs; they come back packed (the device tool returns at most 8 files from $OUT)
 rm -rf "$out" && mkdir -p "$out"
 export DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1 DOTNET_CLI_TELEMETRY_OPTOUT=1 PYTHONUNBUFFERED=1

@@ -40,7 +40,7 @@ public class BenchGpuCommandTests
     [Fact]
     public void Bench_gpu_names_an_unknown_variant_or_round_count_before_looking_for_a_device()
     {
-        Assert.Equal("cnclip: error: --variants: 'fast' in 'qkv+fast' is not base, all, or a lever (qkv, nomask, silu, pertensor, linear3d, select, full)\n",
+        Assert.Equal("cnclip: error: --variants: 'fast' in 'qkv+fast' is not base, all, or a lever (qkv, nomask, silu, patchmm, pertensor, linear3d, select, full)\n",
             CliRunner.Run("bench", "gpu", "--variants", "base,qkv+fast").Error);
         Assert.Equal("cnclip: error: --variants base,base: a variant is named twice\n", CliRunner.Run("bench", "gpu", "--variants", "base,base").Error);
         Assert.Equal("cnclip: error: --rounds 0: must be at least 1\n", CliRunner.Run("bench", "gpu", "--rounds", "0").Error);
@@ -72,7 +72,10 @@ public class BenchGpuCommandTests
             Assert.True(results["base"].GetProperty("kernels").GetProperty(choice).GetBoolean());
             Assert.False(results["pertensor+linear3d+select"].GetProperty("kernels").GetProperty(choice).GetBoolean());
         }
-        Assert.False(results["base"].GetProperty("kernels").GetProperty("QuickGeluAsSilu").GetBoolean());
-        Assert.True(results["full+all"].GetProperty("kernels").GetProperty("QuickGeluAsSilu").GetBoolean());
+        foreach (string choice in new[] { "QuickGeluAsSilu", "PatchEmbeddingAsMatmul" })
+        {
+            Assert.False(results["base"].GetProperty("kernels").GetProperty(choice).GetBoolean());
+            Assert.True(results["full+all"].GetProperty("kernels").GetProperty(choice).GetBoolean());
+        }
     }
 }

@@ -118,7 +118,7 @@ public class LayerTests
         var folded = Pass(model, pixels, Forward, weightings);
         model.Kernels = model.Kernels with { FoldLinearInputs = false };
         var choosers = model.modules().OfType<IKernelChoices>().ToList();
-        Assert.Equal(2 * config.VisionLayers[0] + 4 * config.TextNumHiddenLayers, choosers.Count); // attention and MLP per block; self-attention, two outputs and the intermediate per layer
+        Assert.Equal(1 + 2 * config.VisionLayers[0] + 4 * config.TextNumHiddenLayers, choosers.Count); // the ViT; attention and MLP per block; self-attention, two outputs and the intermediate per layer
         Assert.All(choosers, m => Assert.False(m.Kernels.FoldLinearInputs));
         var plain = Pass(model, pixels, Forward, weightings);
         AssertSameFunction(plain, folded);
@@ -223,5 +223,24 @@ public class LayerTests
         }
         double geluError = Error(false), siluError = Error(true);
         Assert.True(siluError < 1e-2 && siluError <= 2 * geluError, $"bf16 relative error: silu {siluError:E2}, QuickGELU {geluError:E2}");
+    }
+
+    [Fact]
+    public void The_patch_embedding_as_a_matrix_product_is_the_convolution_within_fp32_rounding()
+    {
+        var config = TinyVit();
+        torch.manual_seed(26);
+        using var model = new ClipModel(config);
+        model.eval();
+        using var pixels = randn(3, 3, config.ImageResolution, config.ImageResolution);
+        Tensor[] weightings = [randn(3, config.EmbedDim)];
+        Tensor[] Forward(Tensor x) => [model.EncodeImage(x)];
+        var convolution = Pass(model, pixels, Forward, weightings);
+        model.Kernels = model.Kernels with { PatchEmbeddingAsMatmul = true };
+        var product = Pass(model, pixels, Forward, weightings);
+        AssertSameFunction(convolution, product);
+        Assert.True(Relative(product.Grads["visual.conv1.weight"], convolution.Grads["visual.conv1.weight"]) < 1e-5);
+        // The pixels' gradient (the convolution's input gradient) goes through the product too.
+        Assert.True(Relative(product.Grads["(input)"], convolution.Grads["(input)"]) < 1e-5);
     }
 }

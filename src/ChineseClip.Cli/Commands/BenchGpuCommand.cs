@@ -5,7 +5,8 @@
 // --variants times several versions of the step in one process, side by side (each its own model and optimizer, the
 // variants taking turns --rounds times): `base` is the step as built, and levers are added with '+'. Speed switches
 // that are off by default: qkv (fused QKV in the text tower), nomask (no attention mask for a batch without [PAD]),
-// silu (KernelChoices.QuickGeluAsSilu; it rounds differently); `all` is every one of them. The earlier paths of switches now on by default, kept to be timed against them:
+// silu (KernelChoices.QuickGeluAsSilu; it rounds differently), patchmm (KernelChoices.PatchEmbeddingAsMatmul); `all` is
+// every one of them. The earlier paths of switches now on by default, kept to be timed against them:
 // pertensor (the bf16 copy re-cast tensor by tensor, not with Bf16Compute.FlatCopy's one copy), linear3d (Linear layers
 // on 3-D inputs through TorchSharp's F.linear as it is, not KernelChoices.FoldLinearInputs), select (packed q/k/v split
 // with three selects, not KernelChoices.UnbindPackedQkv). And full: every text fills the context, so a batch has no
@@ -46,7 +47,7 @@ public static class BenchGpuCommand
         var checkpointing = new Option<bool>("--grad-checkpointing") { Description = "recompute each transformer block in the backward pass (timed step)" };
         var variants = new Option<string>("--variants")
         {
-            Description = "comma-separated versions of the step to time side by side: base, or levers joined by '+' (qkv, nomask, silu, all = the three; earlier paths: pertensor, linear3d, select; full: texts without [PAD])",
+            Description = "comma-separated versions of the step to time side by side: base, or levers joined by '+' (qkv, nomask, silu, patchmm, all = these four; earlier paths: pertensor, linear3d, select; full: texts without [PAD])",
             DefaultValueFactory = _ => "base",
         };
         var rounds = new Option<int>("--rounds") { Description = "times the variants take turns (each round: warm-up, then --steps timed steps)", DefaultValueFactory = _ => 1 };
@@ -188,7 +189,7 @@ public static class BenchGpuCommand
         var net = bf16?.Compute ?? gpuModel;
         net.Bert.FusedQkv = levers;
         net.Bert.SkipMaskWhenUnpadded = levers;
-        net.Kernels = net.Kernels with { QuickGeluAsSilu = levers };
+        net.Kernels = net.Kernels with { QuickGeluAsSilu = levers, PatchEmbeddingAsMatmul = levers };
         using var cpuOptimizer = OptimizerFactory.CreateAdamW(cpuModel, AdamWSettings.OfficialFor(config));
         using var gpuOptimizer = OptimizerFactory.CreateAdamW(gpuModel, AdamWSettings.OfficialFor(config));
         var cpuLosses = new List<float>();
@@ -213,10 +214,10 @@ public static class BenchGpuCommand
 
     /// <summary>One version of the step: the speed switches it turns on, the earlier paths it goes back to, and
     /// whether its texts fill the context.</summary>
-    internal sealed record Variant(string Name, bool PerTensor, bool Linear3d, bool Select, bool Qkv, bool NoMask, bool Silu, bool Full)
+    internal sealed record Variant(string Name, bool PerTensor, bool Linear3d, bool Select, bool Qkv, bool NoMask, bool Silu, bool PatchMatmul, bool Full)
     {
-        static readonly string[] Levers = ["qkv", "nomask", "silu", "pertensor", "linear3d", "select", "full"];
-        static readonly string[] All = ["qkv", "nomask", "silu"];
+        static readonly string[] Levers = ["qkv", "nomask", "silu", "patchmm", "pertensor", "linear3d", "select", "full"];
+        static readonly string[] All = ["qkv", "nomask", "silu", "patchmm"];
 
         public static Variant Parse(string text)
         {
@@ -230,11 +231,14 @@ public static class BenchGpuCommand
                     throw new CliException($"--variants: '{part}' in '{text}' is not base, all, or a lever ({string.Join(", ", Levers)})");
             }
             return new Variant(text, levers.Contains("pertensor"), levers.Contains("linear3d"), levers.Contains("select"), levers.Contains("qkv"),
-                levers.Contains("nomask"), levers.Contains("silu"), levers.Contains("full"));
+                levers.Contains("nomask"), levers.Contains("silu"), levers.Contains("patchmm"), levers.Contains("full"));
         }
 
         /// <summary>The towers' kernel paths this variant runs.</summary>
-        public KernelChoices Kernels(KernelChoices defaults) => defaults with { FoldLinearInputs = !Linear3d, UnbindPackedQkv = !Select, QuickGeluAsSilu = Silu };
+        public KernelChoices Kernels(KernelChoices defaults) => defaults with
+        {
+            FoldLinearInputs = !Linear3d, UnbindPackedQkv = !Select, QuickGeluAsSilu = Silu, PatchEmbeddingAsMatmul = PatchMatmul,
+        };
 
         public static IReadOnlyList<Variant> ParseList(string text)
         {

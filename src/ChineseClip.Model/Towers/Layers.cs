@@ -35,6 +35,12 @@ public sealed record KernelChoices
     /// Scaling the weights rather than using addmm's alpha: alpha != 1 makes addmm's backward multiply the input's
     /// gradient by alpha, one more pass over an activation-sized tensor.</summary>
     public bool QuickGeluAsSilu { get; init; }
+
+    /// <summary>The ViT patch embedding (conv1: kernel = stride = patch, no bias) as one matrix product over the image
+    /// cut into patches, [N * g * g, 3 * p * p] @ [3 * p * p, W]. On the H200 profile the convolution took ~1.0 ms
+    /// forward (cuDNN's layout transposes around a 693 us kernel) and ~0.6 ms backward at batch 128, where the
+    /// product's 30 GFLOP need ~0.05 ms. The same function summed in another order: off by default until timed.</summary>
+    public bool PatchEmbeddingAsMatmul { get; init; }
 }
 
 /// <summary>A module of the towers that reads <see cref="KernelChoices"/> (set for a whole model with
