@@ -58,6 +58,19 @@ public sealed class ClipModel : nn.Module<Tensor, Tensor, ClipOutput>
         bert.Encoder.GradCheckpointing = enable;
     }
 
+    /// <summary>The kernel layout of both towers (<see cref="KernelChoices"/>), for every module that reads it.</summary>
+    public KernelChoices Kernels
+    {
+        get => kernels;
+        set
+        {
+            kernels = value;
+            foreach (var m in modules().OfType<IKernelChoices>()) m.Kernels = value;
+        }
+    }
+
+    KernelChoices kernels = KernelChoices.Default;
+
     /// <summary>Image embeddings (not normalised) of [N, 3, R, R] normalised pixels.</summary>
     public Tensor EncodeImage(Tensor pixels) => visual.forward(pixels);
 

@@ -4,10 +4,11 @@
 // gradient bucket, and AdamW updates the fp32 weights. The loss itself is computed in fp32 from the features, as
 // autocast would (softmax/cross-entropy run in fp32 there).
 //
-// FlatCopy (off by default until it is timed on a GPU): the re-cast is one copy of FlatAdamW's fp32 flat buffer into a
-// bf16 buffer of the same layout, the copy's parameters being views into it, instead of one copy per tensor (~200
-// launches). FlatLayout's aligned starts matter here: a first try laid the bf16 views end to end, 2 bytes off the
-// 16-byte alignment of CUDA's matrix kernels, and the step ran 2x slower (bench/gpu/RESULTS.md, call 5).
+// FlatCopy (on by default; H200, bench/gpu/RESULTS.md call 6c: re-cast 2.6 -> 0.8 ms, step 80.0 -> 78.1 ms, the same
+// weights and losses bit for bit): the re-cast is one copy of FlatAdamW's fp32 flat buffer into a bf16 buffer of the
+// same layout, the copy's parameters being views into it, instead of one copy per tensor (~200 launches).
+// FlatLayout's aligned starts matter here: a first try laid the bf16 views end to end, 2 bytes off the 16-byte
+// alignment of CUDA's matrix kernels, and the step ran 2x slower (bench/gpu/RESULTS.md, call 5).
 using ChineseClip.Model;
 using ChineseClip.Model.Runtime;
 using ChineseClip.Training.Distributed;
@@ -31,8 +32,8 @@ public sealed class Bf16Compute : IDisposable
 
     /// <summary>Re-cast the weights with one copy from FlatAdamW's fp32 flat buffer into a bf16 buffer laid out the
     /// same way (the copy's parameters become views into it). Falls back to one copy per tensor whenever that layout
-    /// does not hold (another optimizer, a parameter whose storage was replaced).</summary>
-    public bool FlatCopy { get; set; }
+    /// does not hold (another optimizer, a parameter whose storage was replaced). On by default.</summary>
+    public bool FlatCopy { get; set; } = true;
 
     /// <summary>How many re-casts took the one-copy path and how many copied tensor by tensor (tests, benchmarks).</summary>
     public int FlatPulls { get; private set; }
@@ -53,6 +54,7 @@ public sealed class Bf16Compute : IDisposable
         }
         Compute.to(master.LogitScale.device);
         Compute.to(ScalarType.BFloat16);
+        Compute.Kernels = master.Kernels;
         foreach (var ((_, m), (_, c)) in master.named_parameters().Zip(Compute.named_parameters()))
         {
             c.requires_grad = m.requires_grad;

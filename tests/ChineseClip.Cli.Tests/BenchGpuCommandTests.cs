@@ -32,6 +32,7 @@ public class BenchGpuCommandTests
         Assert.Equal(["forward-parity", "nccl-world-1", "train-steps-fp32", "train-steps-bf16", "train-steps-fp32-all-levers", "train-steps-bf16-all-levers"], checks.Keys);
         foreach (string name in new[] { "forward-parity", "train-steps-fp32", "train-steps-bf16", "train-steps-fp32-all-levers", "train-steps-bf16-all-levers" })
             Assert.True(checks[name].GetProperty("ok").GetBoolean(), checks[name].ToString());
+        Assert.Equal("flat 3, per tensor 0", checks["train-steps-bf16"].GetProperty("detail").GetProperty("bf16_recast").GetString());
         Assert.Equal("flat 3, per tensor 0", checks["train-steps-bf16-all-levers"].GetProperty("detail").GetProperty("bf16_recast").GetString());
         Assert.Contains("libnccl.so.2", checks["nccl-world-1"].GetProperty("detail").GetString());
     }
@@ -39,23 +40,23 @@ public class BenchGpuCommandTests
     [Fact]
     public void Bench_gpu_names_an_unknown_variant_or_round_count_before_looking_for_a_device()
     {
-        Assert.Equal("cnclip: error: --variants: 'fast' in 'flat+fast' is not base, all, or a lever (flat, qkv, nomask, full)\n",
-            CliRunner.Run("bench", "gpu", "--variants", "base,flat+fast").Error);
+        Assert.Equal("cnclip: error: --variants: 'fast' in 'qkv+fast' is not base, all, or a lever (qkv, nomask, silu, patchmm, pertensor, linear3d, select, full)\n",
+            CliRunner.Run("bench", "gpu", "--variants", "base,qkv+fast").Error);
         Assert.Equal("cnclip: error: --variants base,base: a variant is named twice\n", CliRunner.Run("bench", "gpu", "--variants", "base,base").Error);
         Assert.Equal("cnclip: error: --rounds 0: must be at least 1\n", CliRunner.Run("bench", "gpu", "--rounds", "0").Error);
     }
 
     // The timing's own code on the tiny fixture architecture, the CPU standing in for the GPU: every variant is
-    // stepped in every round and cut into phases, and the flat re-cast is the one the 'all' variant used.
+    // stepped in every round and cut into phases, and each variant ran the re-cast and kernel paths it names.
     [Fact]
     public void The_timed_variants_run_side_by_side_with_the_cpu_in_place_of_the_gpu()
     {
         var timing = new BenchGpuCommand.Timing(Batch: 2, ContextLength: 16, Steps: 1, Warmup: 0, Precision: "bf16", Checkpointing: false, Rounds: 2,
             PhaseSteps: 1, ProfileStep: false);
-        var variants = BenchGpuCommand.Variant.ParseList("base,all,full+nomask");
+        var variants = BenchGpuCommand.Variant.ParseList("base,pertensor+linear3d+select,full+all");
         var json = JsonDocument.Parse(JsonSerializer.Serialize(BenchGpuCommand.Time(SharedFiles.Path("fixtures", "official-tiny", "arch.json"), CPU, timing, variants))).RootElement;
         var results = json.GetProperty("variants").EnumerateArray().ToDictionary(v => v.GetProperty("variant").GetString()!, v => v);
-        Assert.Equal(["base", "all", "full+nomask"], results.Keys);
+        Assert.Equal(["base", "pertensor+linear3d+select", "full+all"], results.Keys);
         foreach (var (name, v) in results)
         {
             Assert.True(v.GetProperty("fits").GetBoolean(), v.ToString());
@@ -63,7 +64,18 @@ public class BenchGpuCommandTests
             Assert.True(v.GetProperty("phases_ms").GetProperty("loss_backward").GetDouble() > 0, v.ToString());
             Assert.True(v.GetProperty("host_vs_device_ms").GetProperty("device_done").GetDouble() > 0, v.ToString());
         }
-        Assert.Equal("flat", results["all"].GetProperty("bf16_recast").GetString());
-        Assert.Equal("per tensor", results["base"].GetProperty("bf16_recast").GetString());
+        Assert.Equal("flat", results["base"].GetProperty("bf16_recast").GetString());
+        Assert.Equal("flat", results["full+all"].GetProperty("bf16_recast").GetString());
+        Assert.Equal("per tensor", results["pertensor+linear3d+select"].GetProperty("bf16_recast").GetString());
+        foreach (string choice in new[] { "FoldLinearInputs", "UnbindPackedQkv" })
+        {
+            Assert.True(results["base"].GetProperty("kernels").GetProperty(choice).GetBoolean());
+            Assert.False(results["pertensor+linear3d+select"].GetProperty("kernels").GetProperty(choice).GetBoolean());
+        }
+        foreach (string choice in new[] { "QuickGeluAsSilu", "PatchEmbeddingAsMatmul" })
+        {
+            Assert.False(results["base"].GetProperty("kernels").GetProperty(choice).GetBoolean());
+            Assert.True(results["full+all"].GetProperty("kernels").GetProperty(choice).GetBoolean());
+        }
     }
 }

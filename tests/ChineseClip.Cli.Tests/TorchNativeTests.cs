@@ -55,6 +55,21 @@ public class TorchNativeTests
         AssertOneLineError(r, $"CNCLIP_LIBTORCHSHARP: cannot load {notElf}: ");
     }
 
+    // TorchSharp finds its native library by the name libLibTorchSharp.so, which matches a library loaded from a path
+    // only through its SONAME. A LibTorchSharp linked without one (the NuGet file with its DT_SONAME entry taken out)
+    // is refused at start-up in one line, naming the linker option.
+    [Fact]
+    public void A_libtorchsharp_without_its_soname_is_refused_naming_the_linker_option()
+    {
+        using var app = ExternalApp.Create();
+        string withoutSoname = Path.Combine(app.Root, "native", "libLibTorchSharp-nosoname.so");
+        Assert.Equal(TorchNative.LibTorchSharpSoname, Elf.Soname(app.LibTorchSharp));
+        Elf.CopyWithoutSoname(app.LibTorchSharp, withoutSoname);
+        Assert.Null(Elf.Soname(withoutSoname));
+        var r = CliRunner.RunProcess(app.StartInfo(), Variables(NuGetLibtorch, withoutSoname), "--version");
+        AssertOneLineError(r, $"CNCLIP_LIBTORCHSHARP={withoutSoname}: the file lacks the SONAME libLibTorchSharp.so that TorchSharp loads it by (link it with -Wl,-soname,libLibTorchSharp.so)");
+    }
+
     [Fact]
     public void With_the_nuget_libtorch_from_the_environment_features_match_the_official_ones()
     {
@@ -100,5 +115,58 @@ public class TorchNativeTests
         public ProcessStartInfo StartInfo() => new(Path.Combine(AppDir, "cnclip"));
 
         public void Dispose() => Directory.Delete(Root, recursive: true);
+    }
+
+    /// <summary>The dynamic section of a little-endian ELF64 shared library (hand-written: a few lines, where a
+    /// tool such as patchelf may be absent from a fresh CI machine).</summary>
+    static class Elf
+    {
+        const uint ShtDynamic = 6;
+        const long DtNull = 0, DtSoname = 14;
+
+        // (file offset of the dynamic entries, their count, file offset of the string table they refer to)
+        static (long Offset, int Count, long Strings) Dynamic(byte[] elf)
+        {
+            Assert.True(elf.Length > 64 && elf[0] == 0x7f && elf[1] == 'E' && elf[2] == 'L' && elf[3] == 'F' && elf[4] == 2 && elf[5] == 1, "not a little-endian ELF64 file");
+            long shoff = BitConverter.ToInt64(elf, 0x28);
+            int shentsize = BitConverter.ToUInt16(elf, 0x3A), shnum = BitConverter.ToUInt16(elf, 0x3C);
+            for (int i = 0; i < shnum; i++)
+            {
+                int sh = (int)(shoff + (long)i * shentsize);
+                if (BitConverter.ToUInt32(elf, sh + 4) != ShtDynamic) continue;
+                int link = (int)BitConverter.ToUInt32(elf, sh + 0x28);
+                long strings = BitConverter.ToInt64(elf, (int)(shoff + (long)link * shentsize) + 0x18);
+                return (BitConverter.ToInt64(elf, sh + 0x18), (int)(BitConverter.ToInt64(elf, sh + 0x20) / 16), strings);
+            }
+            throw new InvalidDataException("no dynamic section");
+        }
+
+        public static string? Soname(string path)
+        {
+            byte[] elf = File.ReadAllBytes(path);
+            var (offset, count, strings) = Dynamic(elf);
+            for (int i = 0; i < count; i++)
+            {
+                long tag = BitConverter.ToInt64(elf, (int)(offset + 16L * i));
+                if (tag == DtNull) break;
+                if (tag != DtSoname) continue;
+                int start = (int)(strings + BitConverter.ToInt64(elf, (int)(offset + 16L * i + 8))), end = start;
+                while (elf[end] != 0) end++;
+                return System.Text.Encoding.ASCII.GetString(elf, start, end - start);
+            }
+            return null;
+        }
+
+        /// <summary>Writes <paramref name="target"/>: the library without its DT_SONAME entry (the entries after it
+        /// move up one slot; the freed last slot is another DT_NULL).</summary>
+        public static void CopyWithoutSoname(string source, string target)
+        {
+            byte[] elf = File.ReadAllBytes(source);
+            var (offset, count, _) = Dynamic(elf);
+            int at = Enumerable.Range(0, count).First(i => BitConverter.ToInt64(elf, (int)(offset + 16L * i)) == DtSoname);
+            Array.Copy(elf, offset + 16L * (at + 1), elf, offset + 16L * at, 16L * (count - at - 1));
+            Array.Clear(elf, (int)(offset + 16L * (count - 1)), 16);
+            File.WriteAllBytes(target, elf);
+        }
     }
 }

@@ -3,10 +3,14 @@
 // one JSON line with the timed fine-tuning step. Peak memory is sampled by run.sh (TorchSharp 0.107 has no CUDA memory API).
 //
 // --variants times several versions of the step in one process, side by side (each its own model and optimizer, the
-// variants taking turns --rounds times): `base` is the step as built, and the speed switches are added with '+':
-// flat (the bf16 copy re-cast with one copy, Bf16Compute.FlatCopy), qkv (fused QKV in the text tower), nomask (no
-// attention mask for a batch without [PAD]), full (every text fills the context, so a batch has no [PAD]); `all` is
-// flat+qkv+nomask.
+// variants taking turns --rounds times): `base` is the step as built, and levers are added with '+'. Speed switches
+// that are off by default: qkv (fused QKV in the text tower), nomask (no attention mask for a batch without [PAD]),
+// silu (KernelChoices.QuickGeluAsSilu; it rounds differently), patchmm (KernelChoices.PatchEmbeddingAsMatmul); `all` is
+// every one of them. The earlier paths of switches now on by default, kept to be timed against them:
+// pertensor (the bf16 copy re-cast tensor by tensor, not with Bf16Compute.FlatCopy's one copy), linear3d (Linear layers
+// on 3-D inputs through TorchSharp's F.linear as it is, not KernelChoices.FoldLinearInputs), select (packed q/k/v split
+// with three selects, not KernelChoices.UnbindPackedQkv). And full: every text fills the context, so a batch has no
+// [PAD].
 using System.CommandLine;
 using System.Diagnostics;
 using System.Runtime.InteropServices;
@@ -14,6 +18,7 @@ using System.Text.Json;
 using ChineseClip.Distributed;
 using ChineseClip.Model;
 using ChineseClip.Model.Checkpoints;
+using ChineseClip.Model.Towers;
 using ChineseClip.Training;
 using ChineseClip.Training.Distributed;
 using TorchSharp;
@@ -43,7 +48,7 @@ public static class BenchGpuCommand
         var checkpointing = new Option<bool>("--grad-checkpointing") { Description = "recompute each transformer block in the backward pass (timed step)" };
         var variants = new Option<string>("--variants")
         {
-            Description = "comma-separated versions of the step to time side by side: base, or levers joined by '+' (flat, qkv, nomask, full; all = flat+qkv+nomask)",
+            Description = "comma-separated versions of the step to time side by side: base, or levers joined by '+' (qkv, nomask, silu, patchmm, all = these four; earlier paths: pertensor, linear3d, select; full: texts without [PAD])",
             DefaultValueFactory = _ => "base",
         };
         var rounds = new Option<int>("--rounds") { Description = "times the variants take turns (each round: warm-up, then --steps timed steps)", DefaultValueFactory = _ => 1 };
@@ -181,9 +186,11 @@ public static class BenchGpuCommand
         // Dropout would draw different masks on the two devices.
         cpuModel.eval();
         gpuModel.eval();
-        using var bf16 = precision == "bf16" ? new Bf16Compute(gpuModel) { FlatCopy = levers } : null;
-        (bf16?.Compute ?? gpuModel).Bert.FusedQkv = levers;
-        (bf16?.Compute ?? gpuModel).Bert.SkipMaskWhenUnpadded = levers;
+        using var bf16 = precision == "bf16" ? new Bf16Compute(gpuModel) : null;
+        var net = bf16?.Compute ?? gpuModel;
+        net.Bert.FusedQkv = levers;
+        net.Bert.SkipMaskWhenUnpadded = levers;
+        net.Kernels = net.Kernels with { QuickGeluAsSilu = levers, PatchEmbeddingAsMatmul = levers };
         using var cpuOptimizer = OptimizerFactory.CreateAdamW(cpuModel, AdamWSettings.OfficialFor(config));
         using var gpuOptimizer = OptimizerFactory.CreateAdamW(gpuModel, AdamWSettings.OfficialFor(config));
         var cpuLosses = new List<float>();
@@ -206,10 +213,12 @@ public static class BenchGpuCommand
         });
     }
 
-    /// <summary>One version of the step: the speed switches it turns on, and whether its texts fill the context.</summary>
-    internal sealed record Variant(string Name, bool Flat, bool Qkv, bool NoMask, bool Full)
+    /// <summary>One version of the step: the speed switches it turns on, the earlier paths it goes back to, and
+    /// whether its texts fill the context.</summary>
+    internal sealed record Variant(string Name, bool PerTensor, bool Linear3d, bool Select, bool Qkv, bool NoMask, bool Silu, bool PatchMatmul, bool Full)
     {
-        static readonly string[] Levers = ["flat", "qkv", "nomask", "full"];
+        static readonly string[] Levers = ["qkv", "nomask", "silu", "patchmm", "pertensor", "linear3d", "select", "full"];
+        static readonly string[] All = ["qkv", "nomask", "silu", "patchmm"];
 
         public static Variant Parse(string text)
         {
@@ -217,13 +226,20 @@ public static class BenchGpuCommand
             var levers = new HashSet<string>(StringComparer.Ordinal);
             foreach (string part in parts)
             {
-                if (part == "all") levers.UnionWith(["flat", "qkv", "nomask"]);
+                if (part == "all") levers.UnionWith(All);
                 else if (Levers.Contains(part)) levers.Add(part);
                 else if (part != "base" || parts.Length > 1)
                     throw new CliException($"--variants: '{part}' in '{text}' is not base, all, or a lever ({string.Join(", ", Levers)})");
             }
-            return new Variant(text, levers.Contains("flat"), levers.Contains("qkv"), levers.Contains("nomask"), levers.Contains("full"));
+            return new Variant(text, levers.Contains("pertensor"), levers.Contains("linear3d"), levers.Contains("select"), levers.Contains("qkv"),
+                levers.Contains("nomask"), levers.Contains("silu"), levers.Contains("patchmm"), levers.Contains("full"));
         }
+
+        /// <summary>The towers' kernel paths this variant runs.</summary>
+        public KernelChoices Kernels(KernelChoices defaults) => defaults with
+        {
+            FoldLinearInputs = !Linear3d, UnbindPackedQkv = !Select, QuickGeluAsSilu = Silu, PatchEmbeddingAsMatmul = PatchMatmul,
+        };
 
         public static IReadOnlyList<Variant> ParseList(string text)
         {
@@ -265,9 +281,10 @@ public static class BenchGpuCommand
             var model = new ClipModel(config);
             model.to(device);
             model.train();
-            var bf16 = t.Precision == "bf16" ? new Bf16Compute(model) { FlatCopy = variant.Flat } : null;
+            var bf16 = t.Precision == "bf16" ? new Bf16Compute(model) { FlatCopy = !variant.PerTensor } : null;
             var net = bf16?.Compute ?? model;
             net.SetGradCheckpointing(t.Checkpointing);
+            net.Kernels = variant.Kernels(net.Kernels);
             net.Bert.FusedQkv = variant.Qkv;
             net.Bert.SkipMaskWhenUnpadded = variant.NoMask;
             var optimizer = OptimizerFactory.CreateAdamW(model, AdamWSettings.OfficialFor(config));
@@ -369,6 +386,7 @@ public static class BenchGpuCommand
                 ms_per_step = rig.Times.Select(x => Math.Round(x, 2)).ToArray(), final_loss = rig.Loss,
                 phases_ms = phases.GetValueOrDefault(v.Name), host_vs_device_ms = enqueue.GetValueOrDefault(v.Name),
                 bf16_recast = rig.Bf16 is null ? null : rig.Bf16.FlatPulls > 0 && rig.Bf16.PerTensorPulls == 0 ? "flat" : rig.Bf16.FlatPulls == 0 ? "per tensor" : $"flat {rig.Bf16.FlatPulls}, per tensor {rig.Bf16.PerTensorPulls}",
+                kernels = (rig.Bf16?.Compute ?? rig.Model).Kernels,
             }
             : new { variant = v.Name, fits = false, error = failed.GetValueOrDefault(v.Name) ?? rigs.First(r => r.Variant == v).Error });
         var list = results.ToList();

@@ -23,7 +23,11 @@ public static class TorchNative
     static readonly string[] Required = ["libc10.so", "libtorch_cpu.so", "libtorch.so"];
     static readonly string[] CudaParts = ["libc10_cuda.so", "libtorch_cuda.so"];
 
-    const int RtldLazy = 0x1, RtldNow = 0x2, RtldGlobal = 0x100;
+    const int RtldLazy = 0x1, RtldNow = 0x2, RtldNoLoad = 0x4, RtldGlobal = 0x100;
+
+    /// <summary>The name TorchSharp loads its native library by; a file given in CNCLIP_LIBTORCHSHARP must carry it as
+    /// its SONAME (see <see cref="Load"/>).</summary>
+    public const string LibTorchSharpSoname = "libLibTorchSharp.so";
 
     [DllImport("libc", EntryPoint = "dlopen")]
     static extern IntPtr DlOpen(string path, int flags);
@@ -91,6 +95,12 @@ public static class TorchNative
             // Resolving every symbol now turns a LibTorchSharp built for another libtorch into an error here,
             // instead of a "symbol lookup error" that kills the process at some later call.
             Open(Path.GetFullPath(libTorchSharpPath), RtldNow, LibTorchSharpVariable, $" (built against another libtorch than {dir}?)");
+            // TorchSharp's own start-up loads "LibTorchSharp" by bare name (NativeLibrary.TryLoad, which does not ask
+            // our resolver), and the loader matches a bare name with an already loaded library only through its
+            // SONAME: a file linked without one is mapped here but not found there, and TorchSharp's type initializer
+            // fails later with nothing that names the cause (bench/gpu/RESULTS.md, call 6a).
+            if (DlOpen(LibTorchSharpSoname, RtldLazy | RtldNoLoad) == IntPtr.Zero)
+                throw new TorchNativeException($"{LibTorchSharpVariable}={libTorchSharpPath}: the file lacks the SONAME {LibTorchSharpSoname} that TorchSharp loads it by (link it with -Wl,-soname,{LibTorchSharpSoname})");
 
             foreach (var assembly in new[] { typeof(TorchSharp.torch).Assembly, typeof(TorchNative).Assembly })
                 NativeLibrary.SetDllImportResolver(assembly, Resolve);

@@ -37,7 +37,7 @@ public sealed class BertEmbeddings : nn.Module<Tensor, Tensor>
     }
 }
 
-public sealed class BertSelfAttention : nn.Module<Tensor, Tensor?, Tensor>
+public sealed class BertSelfAttention : nn.Module<Tensor, Tensor?, Tensor>, IKernelChoices
 {
     private readonly Linear query;
     private readonly Linear key;
@@ -59,6 +59,8 @@ public sealed class BertSelfAttention : nn.Module<Tensor, Tensor?, Tensor>
     /// and state_dict keys stay the official separate ones; the concatenation is a small copy per forward).</summary>
     public bool FusedQkv { get; set; }
 
+    public KernelChoices Kernels { get; set; } = KernelChoices.Default;
+
     /// <param name="mask">Additive mask [N, 1, 1, L] in x's dtype: 0 for tokens, -10000 for padding; null: no padding.</param>
     public override Tensor forward(Tensor x, Tensor? mask)
     {
@@ -67,13 +69,13 @@ public sealed class BertSelfAttention : nn.Module<Tensor, Tensor?, Tensor>
         Tensor q, k, v;
         if (FusedQkv)
         {
-            Tensor qkv = F.linear(x, cat([query.weight!, key.weight!, value.weight!], 0), cat([query.bias!, key.bias!, value.bias!], 0))
-                .view(n, l, 3, heads, h / heads).permute(2, 0, 3, 1, 4);
-            (q, k, v) = (qkv[0], qkv[1], qkv[2]);
+            Tensor qkv = Dense.Linear(x, cat([query.weight!, key.weight!, value.weight!], 0), cat([query.bias!, key.bias!, value.bias!], 0),
+                Kernels.FoldLinearInputs);
+            (q, k, v) = PackedQkv.Split(qkv, heads, Kernels);
         }
         else
         {
-            Tensor Split(Linear proj) => proj.forward(x).view(n, l, heads, h / heads).transpose(1, 2);
+            Tensor Split(Linear proj) => Dense.Linear(proj, x, Kernels).view(n, l, heads, h / heads).transpose(1, 2);
             (q, k, v) = (Split(query), Split(key), Split(value));
         }
         Tensor context = F.scaled_dot_product_attention(q, k, v, mask, training ? dropoutProb : 0.0);
@@ -82,7 +84,7 @@ public sealed class BertSelfAttention : nn.Module<Tensor, Tensor?, Tensor>
 }
 
 /// <summary>dense -> dropout -> LayerNorm(x + residual): BERT's SelfOutput and Output share this shape.</summary>
-public sealed class BertResidualOutput : nn.Module<Tensor, Tensor, Tensor>
+public sealed class BertResidualOutput : nn.Module<Tensor, Tensor, Tensor>, IKernelChoices
 {
     private readonly Linear dense;
     private readonly Fp32LayerNorm LayerNorm;
@@ -96,10 +98,12 @@ public sealed class BertResidualOutput : nn.Module<Tensor, Tensor, Tensor>
         RegisterComponents();
     }
 
+    public KernelChoices Kernels { get; set; } = KernelChoices.Default;
+
     public override Tensor forward(Tensor x, Tensor residual)
     {
         using var scope = NewDisposeScope();
-        return LayerNorm.forward(dropout.forward(dense.forward(x)) + residual).MoveToOuterDisposeScope();
+        return LayerNorm.forward(dropout.forward(Dense.Linear(dense, x, Kernels)) + residual).MoveToOuterDisposeScope();
     }
 }
 
@@ -124,7 +128,7 @@ public sealed class BertAttention : nn.Module<Tensor, Tensor?, Tensor>
     }
 }
 
-public sealed class BertIntermediate : nn.Module<Tensor, Tensor>
+public sealed class BertIntermediate : nn.Module<Tensor, Tensor>, IKernelChoices
 {
     private readonly Linear dense;
 
@@ -134,10 +138,12 @@ public sealed class BertIntermediate : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    public KernelChoices Kernels { get; set; } = KernelChoices.Default;
+
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        return F.gelu(dense.forward(x)).MoveToOuterDisposeScope();
+        return F.gelu(Dense.Linear(dense, x, Kernels)).MoveToOuterDisposeScope();
     }
 }
 

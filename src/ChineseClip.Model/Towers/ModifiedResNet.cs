@@ -55,7 +55,7 @@ public sealed class Bottleneck : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>Multi-head attention of the mean token over the spatial tokens (separate q/k/v projections).</summary>
-public sealed class AttentionPool2d : nn.Module<Tensor, Tensor>
+public sealed class AttentionPool2d : nn.Module<Tensor, Tensor>, IKernelChoices
 {
     private readonly Parameter positional_embedding;
     private readonly Linear k_proj;
@@ -81,6 +81,8 @@ public sealed class AttentionPool2d : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    public KernelChoices Kernels { get; set; } = KernelChoices.Default;
+
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
@@ -88,9 +90,9 @@ public sealed class AttentionPool2d : nn.Module<Tensor, Tensor>
         x = x.flatten(2).transpose(1, 2);                            // [N, HW, C]
         x = cat([x.mean([1], keepdim: true), x], 1) + positional_embedding.to(x.dtype);
         long l = x.shape[1], d = c / heads;
-        Tensor q = q_proj.forward(x.narrow(1, 0, 1)).view(n, 1, heads, d).transpose(1, 2);
-        Tensor k = k_proj.forward(x).view(n, l, heads, d).transpose(1, 2);
-        Tensor v = v_proj.forward(x).view(n, l, heads, d).transpose(1, 2);
+        Tensor q = Dense.Linear(q_proj, x.narrow(1, 0, 1), Kernels).view(n, 1, heads, d).transpose(1, 2);
+        Tensor k = Dense.Linear(k_proj, x, Kernels).view(n, l, heads, d).transpose(1, 2);
+        Tensor v = Dense.Linear(v_proj, x, Kernels).view(n, l, heads, d).transpose(1, 2);
         Tensor attended = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(n, c);
         return c_proj.forward(attended).MoveToOuterDisposeScope();
     }

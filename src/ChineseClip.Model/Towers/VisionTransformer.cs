@@ -7,7 +7,7 @@ using F = TorchSharp.torch.nn.functional;
 namespace ChineseClip.Model.Towers;
 
 /// <summary>torch.nn.MultiheadAttention's parameters (packed q/k/v), computed with scaled-dot-product attention.</summary>
-public sealed class PackedSelfAttention : nn.Module<Tensor, Tensor>
+public sealed class PackedSelfAttention : nn.Module<Tensor, Tensor>, IKernelChoices
 {
     private readonly Parameter in_proj_weight;
     private readonly Parameter in_proj_bias;
@@ -29,18 +29,20 @@ public sealed class PackedSelfAttention : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    public KernelChoices Kernels { get; set; } = KernelChoices.Default;
+
     /// <param name="x">[N, L, W], batch first.</param>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
         long n = x.shape[0], l = x.shape[1], w = x.shape[2];
-        Tensor qkv = F.linear(x, in_proj_weight, in_proj_bias).view(n, l, 3, heads, w / heads).permute(2, 0, 3, 1, 4);
-        Tensor attended = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2]);
-        return out_proj.forward(attended.transpose(1, 2).reshape(n, l, w)).MoveToOuterDisposeScope();
+        var (q, k, v) = PackedQkv.Split(Dense.Linear(x, in_proj_weight, in_proj_bias, Kernels.FoldLinearInputs), heads, Kernels);
+        Tensor attended = F.scaled_dot_product_attention(q, k, v);
+        return Dense.Linear(out_proj, attended.transpose(1, 2).reshape(n, l, w), Kernels).MoveToOuterDisposeScope();
     }
 }
 
-public sealed class VisionMlp : nn.Module<Tensor, Tensor>
+public sealed class VisionMlp : nn.Module<Tensor, Tensor>, IKernelChoices
 {
     private readonly Linear c_fc;
     private readonly Linear c_proj;
@@ -52,10 +54,15 @@ public sealed class VisionMlp : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    public KernelChoices Kernels { get; set; } = KernelChoices.Default;
+
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        return c_proj.forward(QuickGelu.Apply(c_fc.forward(x))).MoveToOuterDisposeScope();
+        if (!Kernels.QuickGeluAsSilu)
+            return Dense.Linear(c_proj, QuickGelu.Apply(Dense.Linear(c_fc, x, Kernels)), Kernels).MoveToOuterDisposeScope();
+        Tensor scaled = Dense.Linear(x, c_fc.weight!.mul(QuickGelu.Scale), c_fc.bias!.mul(QuickGelu.Scale), Kernels.FoldLinearInputs);
+        return Dense.Linear(F.silu(scaled), c_proj.weight!.div(QuickGelu.Scale), c_proj.bias, Kernels.FoldLinearInputs).MoveToOuterDisposeScope();
     }
 }
 
@@ -110,7 +117,7 @@ public sealed class VisionTransformerBody : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>conv patches -> [class] + positions -> ln_pre -> blocks -> ln_post([class]) @ proj.</summary>
-public sealed class VisionTransformer : nn.Module<Tensor, Tensor>
+public sealed class VisionTransformer : nn.Module<Tensor, Tensor>, IKernelChoices
 {
     private readonly Parameter class_embedding;
     private readonly Parameter positional_embedding;
@@ -120,11 +127,13 @@ public sealed class VisionTransformer : nn.Module<Tensor, Tensor>
     private readonly VisionTransformerBody transformer;
     private readonly Fp32LayerNorm ln_post;
     private readonly int width;
+    private readonly int patch;
 
     public VisionTransformer(int resolution, int patch, int width, int layers, int heads, int outputDim)
         : base(nameof(VisionTransformer))
     {
         this.width = width;
+        this.patch = patch;
         double scale = Math.Pow(width, -0.5);
         int grid = resolution / patch;
         class_embedding = nn.Parameter(randn(width) * scale);
@@ -139,6 +148,8 @@ public sealed class VisionTransformer : nn.Module<Tensor, Tensor>
 
     public VisionTransformerBody Transformer => transformer;
 
+    public KernelChoices Kernels { get; set; } = KernelChoices.Default;
+
     /// <summary>The official mask_ratio (FLIP): in training, each image keeps a random (1 - ratio) share of its patch
     /// tokens (and its class token), drawn from the global generator; evaluation sees every patch.</summary>
     public double MaskRatio { get; set; }
@@ -147,8 +158,9 @@ public sealed class VisionTransformer : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        x = conv1.forward(x.to(conv1.weight!.dtype));               // [N, W, g, g]
-        x = x.flatten(2).transpose(1, 2);                            // [N, g*g, W]
+        x = Kernels.PatchEmbeddingAsMatmul && x.shape[2] % patch == 0 && x.shape[3] % patch == 0
+            ? EmbedPatches(x)
+            : conv1.forward(x.to(conv1.weight!.dtype)).flatten(2).transpose(1, 2); // [N, g*g, W]
         Tensor cls = class_embedding.to(x.dtype).expand(x.shape[0], 1, width);
         x = cat([cls, x], 1) + positional_embedding.to(x.dtype);
         if (MaskRatio > 0 && training) x = KeepRandomPatches(x, MaskRatio);
@@ -156,6 +168,14 @@ public sealed class VisionTransformer : nn.Module<Tensor, Tensor>
         x = transformer.forward(x);
         x = ln_post.forward(x.select(1, 0));
         return x.matmul(proj).MoveToOuterDisposeScope();
+    }
+
+    // conv1 as a matrix product: each patch's 3 x p x p pixels in the weight's (channel, row, column) order.
+    Tensor EmbedPatches(Tensor pixels)
+    {
+        long n = pixels.shape[0], rows = pixels.shape[2] / patch, columns = pixels.shape[3] / patch, size = 3 * patch * patch;
+        Tensor patches = pixels.to(conv1.weight!.dtype).reshape(n, 3, rows, patch, columns, patch).permute(0, 2, 4, 1, 3, 5).reshape(n * rows * columns, size);
+        return patches.matmul(conv1.weight!.view(width, size).t()).view(n, rows * columns, width);
     }
 
     // As the official random_masking: floor((L - 1) * (1 - ratio)) patches kept per image, chosen by sorting uniform
