@@ -109,6 +109,25 @@ def random_ids(batch, vocab, torch):
     return ids
 
 
+def openblas_core():
+    """The kernel set OpenBLAS actually runs (openblas_get_corename), or None when this process has no OpenBLAS."""
+    import ctypes
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if len(line.split()) >= 6}
+    except OSError:
+        return None
+    for path in sorted(paths):
+        if os.path.basename(path).startswith("libopenblas"):
+            try:
+                lib = ctypes.CDLL(path)
+                lib.openblas_get_corename.restype = ctypes.c_char_p
+                return lib.openblas_get_corename().decode()
+            except (OSError, AttributeError):
+                return None
+    return None
+
+
 def blas_description(torch, threads):
     """Which BLAS the process actually loaded (Debian's torch says only BLAS_INFO=generic and goes through the
     libblas.so.3 alternative), with OpenBLAS's own build line and thread count when it is OpenBLAS."""
@@ -201,13 +220,15 @@ def main():
         model.logit_scale.data = torch.clamp(model.logit_scale.data, 0, 4.6052)
         return total_loss.item()
 
-    times = []
+    # Wall time and the process's CPU time (all threads) per step, as cnclip reports them.
+    times, cpu_times = [], []
     loss = 0.0
     for i in range(args.steps + 1):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         loss = train_step()
         if i > 0:
             times.append((time.perf_counter() - start) * 1000.0)
+            cpu_times.append((time.process_time() - cpu_start) * 1000.0)
     median = statistics.median(times)
     result = {
         "bench": "train-step",
@@ -218,11 +239,14 @@ def main():
         "ms_per_step_median": round(median, 2),
         "samples_per_s": round(args.batch * 1000.0 / median, 3),
         "ms_per_step": [round(t, 2) for t in times],
+        "cpu_ms_per_step_median": round(statistics.median(cpu_times), 2),
         "final_loss": loss,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
         "torch_version": torch.__version__,
         "blas": blas,
+        "openblas_core": openblas_core(),
         "allocator": "jemalloc" if "jemalloc" in os.environ.get("LD_PRELOAD", "") else "glibc",
+        "malloc_conf": os.environ.get("MALLOC_CONF") if "jemalloc" in os.environ.get("LD_PRELOAD", "") else None,
         "stubbed_modules": stubbed,
     }
     print(json.dumps(result), flush=True)

@@ -12,9 +12,12 @@
 # Environment:
 #   CNCLIP    the cnclip command (default: the Debug build under src/ChineseClip.Cli/bin, else `dotnet run`)
 #   PYTHON    an interpreter with torch (default /usr/bin/python3, Debian's python3-torch)
-#   OFFICIAL_OPENBLAS_CORETYPE  auto (default): pick OpenBLAS's kernels from the CPU flags, because OpenBLAS 0.3.21
-#             does not recognise newer Xeons and silently falls back to its SSE3 "Prescott" kernels (about 3x slower
-#             SGEMM); none: leave OpenBLAS's own detection; anything else: passed as OPENBLAS_CORETYPE.
+#   OFFICIAL_MODES  which OpenBLAS kernel choices the peer runs with, each a side of its own (default "env flags self"):
+#             env: OPENBLAS_CORETYPE as this environment sets it; flags: picked from the CPU flags (OpenBLAS 0.3.21
+#             does not know newer CPUs and may fall back to slow kernels); self: OPENBLAS_CORETYPE unset, OpenBLAS
+#             detects the CPU itself. Modes that give the same setting run once. Each result names the core used.
+#   CONFIGS   comma-separated config names to run (default all: ViT-B-16@RoBERTa-wwm-ext-base-chinese,small-224)
+#   THREADS   intra-op threads for every config (default: each config's own)
 #
 # Prints, per config, one JSON line on stdout; every raw run's JSON line goes to stderr.
 set -euo pipefail
@@ -35,29 +38,53 @@ else
     cnclip=(dotnet run --project "$root/src/ChineseClip.Cli" -c Release --)
 fi
 
-# The same allocator on both sides: cnclip re-executes itself with jemalloc preloaded when the system has it, so the
-# Python side gets it preloaded too (glibc malloc keeps freed libtorch blocks and inflates RSS and page faults).
+# The same allocator on both sides: cnclip re-executes itself with jemalloc preloaded when the system has it, with
+# MALLOC_CONF defaulting to NativeAllocator.DefaultJemallocConfig, so the Python side gets the same preload and options
+# (glibc malloc keeps freed libtorch blocks and inflates RSS and page faults).
 jemalloc=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
 python_env=()
-if [ -f "$jemalloc" ]; then python_env+=("LD_PRELOAD=$jemalloc${LD_PRELOAD:+:$LD_PRELOAD}"); fi
-
-coretype=${OFFICIAL_OPENBLAS_CORETYPE:-auto}
-if [ "$coretype" = auto ]; then
-    flags=$(grep -m1 '^flags' /proc/cpuinfo || true)
-    case " $flags " in
-        *" avx512_bf16 "*) coretype=Cooperlake ;;
-        *" avx512f "*) coretype=SkylakeX ;;
-        *" avx2 "*) coretype=Haswell ;;
-        *) coretype=none ;;
-    esac
+if [ -f "$jemalloc" ]; then
+    python_env+=("LD_PRELOAD=$jemalloc${LD_PRELOAD:+:$LD_PRELOAD}" "MALLOC_CONF=${MALLOC_CONF:-muzzy_decay_ms:-1}")
 fi
-if [ "$coretype" != none ]; then python_env+=("OPENBLAS_CORETYPE=$coretype"); fi
+
+flags=$(grep -m1 '^flags' /proc/cpuinfo || true)
+case " $flags " in
+    *" avx512_bf16 "*) flags_core=Cooperlake ;;
+    *" avx512f "*) flags_core=SkylakeX ;;
+    *" avx2 "*) flags_core=Haswell ;;
+    *) flags_core= ;;
+esac
+declare -A mode_core=() # mode -> OPENBLAS_CORETYPE value ("" = unset)
+modes=()
+seen=()
+for mode in ${OFFICIAL_MODES:-env flags self}; do
+    case $mode in
+        env) core=${OPENBLAS_CORETYPE:-} ;;
+        flags) core=$flags_core ;;
+        self) core= ;;
+        *) echo "$0: OFFICIAL_MODES: unknown mode '$mode' (env, flags, self)" >&2; exit 2 ;;
+    esac
+    [[ " ${seen[*]-} " == *" [$core] "* ]] && continue
+    seen+=("[$core]")
+    modes+=("$mode")
+    mode_core[$mode]=$core
+done
+cpu_model=$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n 1)
+cpu_family=$(sed -n 's/^cpu family[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo | head -n 1)
+echo "CPU: $cpu_model (family $cpu_family), $(nproc) cores; peer modes: $(for m in "${modes[@]}"; do printf '%s=%s ' "$m" "${mode_core[$m]:-unset}"; done)" >&2
 
 # name|arch|batch|steps|threads
-configs=(
+all_configs=(
     "ViT-B-16@RoBERTa-wwm-ext-base-chinese|ViT-B-16@RoBERTa-wwm-ext-base-chinese|4|3|2"
     "small-224|$here/small-224.json|16|5|2"
 )
+configs=()
+for c in "${all_configs[@]}"; do
+    IFS='|' read -r name arch batch steps threads <<<"$c"
+    [ -n "${CONFIGS:-}" ] && [[ ",$CONFIGS," != *",$name,"* ]] && continue
+    configs+=("$name|$arch|$batch|$steps|${THREADS:-$threads}")
+done
+[ ${#configs[@]} -gt 0 ] || { echo "$0: CONFIGS=$CONFIGS names no config" >&2; exit 2; }
 
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT
@@ -68,7 +95,9 @@ run_side() { # side arch batch steps threads -> appends {"side":..,"config":..,"
     if [ "$side" = cnclip ]; then
         out=$("${cnclip[@]}" bench train-step "${args[@]}") || { echo "cnclip failed on $cfg" >&2; return 0; }
     else
-        out=$(env "${python_env[@]}" "$python" "$here/official_train_step.py" --official-src "$official_src" "${args[@]}") \
+        local core=${mode_core[${side#official-}]} core_env=(-u OPENBLAS_CORETYPE)
+        [ -n "$core" ] && core_env+=("OPENBLAS_CORETYPE=$core")
+        out=$(env "${core_env[@]}" "${python_env[@]}" "$python" "$here/official_train_step.py" --official-src "$official_src" "${args[@]}") \
             || { echo "official_train_step.py failed on $cfg" >&2; return 0; }
     fi
     line=$(printf '%s\n' "$out" | grep '^{' | tail -n 1)
@@ -80,31 +109,53 @@ run_side() { # side arch batch steps threads -> appends {"side":..,"config":..,"
 for cfg_line in "${configs[@]}"; do
     IFS='|' read -r cfg arch batch steps threads <<<"$cfg_line"
     for ((r = 1; r <= rounds; r++)); do
-        if ((r % 2)); then order=(cnclip official); else order=(official cnclip); fi
+        peers=()
+        for m in "${modes[@]}"; do peers+=("official-$m"); done
+        if ((r % 2)); then order=(cnclip "${peers[@]}"); else order=("${peers[@]}" cnclip); fi
         for side in "${order[@]}"; do run_side "$side" "$cfg" "$arch" "$batch" "$steps" "$threads"; done
     done
 done
 
-"$python" - "$results" "$rounds" "${configs[@]}" <<'EOF'
+"$python" - "$results" "$rounds" "$cpu_model" "$cpu_family" "${configs[@]}" <<'EOF'
 import json, statistics, sys
-path, rounds, configs = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+path, rounds, cpu, family, configs = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5:]
 runs = [json.loads(l) for l in open(path) if l.strip()]
+def med(results, field):
+    values = [x[field] for x in results if x.get(field) is not None]
+    return round(statistics.median(values), 2) if values else None
+def ratio(a, b):
+    return round(a / b, 3) if a and b else None
 for c in configs:
     name, arch, batch, steps, threads = c.split("|")
-    side = {s: [r["result"] for r in runs if r["config"] == name and r["side"] == s] for s in ("cnclip", "official")}
-    med = {s: (statistics.median(x["ms_per_step_median"] for x in v) if v else None) for s, v in side.items()}
-    print(json.dumps({
+    by_side = {}
+    for r in runs:
+        if r["config"] == name:
+            by_side.setdefault(r["side"], []).append(r["result"])
+    ours = by_side.get("cnclip", [])
+    line = {
         "config": name, "batch": int(batch), "steps": int(steps), "threads": int(threads), "rounds": rounds,
-        "cnclip_ms_per_step": med["cnclip"],
-        "official_ms_per_step": med["official"],
-        "ratio_cnclip_over_official": round(med["cnclip"] / med["official"], 3) if med["cnclip"] and med["official"] else None,
-        "cnclip_medians": [x["ms_per_step_median"] for x in side["cnclip"]],
-        "official_medians": [x["ms_per_step_median"] for x in side["official"]],
-        "cnclip_peak_rss_mb": max((x["peak_rss_mb"] for x in side["cnclip"]), default=None),
-        "official_peak_rss_mb": max((x["peak_rss_mb"] for x in side["official"]), default=None),
-        "cnclip_allocator": side["cnclip"][0].get("allocator") if side["cnclip"] else None,
-        "official_allocator": side["official"][0].get("allocator") if side["official"] else None,
-        "official_torch": side["official"][0]["torch_version"] if side["official"] else None,
-        "official_blas": side["official"][0]["blas"] if side["official"] else None,
-    }))
+        "cpu": cpu, "cpu_family": family,
+        "cnclip_ms_per_step": med(ours, "ms_per_step_median"),
+        "cnclip_cpu_ms_per_step": med(ours, "cpu_ms_per_step_median"),
+        "cnclip_medians": [x["ms_per_step_median"] for x in ours],
+        "cnclip_peak_rss_mb": max((x["peak_rss_mb"] for x in ours), default=None),
+        "cnclip_allocator": ours[0].get("allocator") if ours else None,
+        "cnclip_malloc_conf": ours[0].get("malloc_conf") if ours else None,
+        "official": {},
+    }
+    for side, results in sorted(by_side.items()):
+        if not side.startswith("official-"):
+            continue
+        wall, cpu_ms = med(results, "ms_per_step_median"), med(results, "cpu_ms_per_step_median")
+        line["official"][side[len("official-"):]] = {
+            "openblas_core": results[0].get("openblas_core"),
+            "ms_per_step": wall, "cpu_ms_per_step": cpu_ms,
+            "medians": [x["ms_per_step_median"] for x in results],
+            "ratio_cnclip_over_official": ratio(line["cnclip_ms_per_step"], wall),
+            "cpu_ratio_cnclip_over_official": ratio(line["cnclip_cpu_ms_per_step"], cpu_ms),
+            "peak_rss_mb": max((x["peak_rss_mb"] for x in results), default=None),
+            "torch": results[0].get("torch_version"), "allocator": results[0].get("allocator"),
+            "malloc_conf": results[0].get("malloc_conf"),
+        }
+    print(json.dumps(line))
 EOF

@@ -49,13 +49,23 @@ public static class BenchTrainStepCommand
         using var pixels = randn(batch, 3, config.ImageResolution, config.ImageResolution);
         using var ids = RandomIds(batch, config.VocabSize, contextLength);
 
+        // Wall time, and the process's CPU time (every thread's) per step: on a shared machine the wall time grows with
+        // other jobs' load, the CPU time much less, so the side-by-side script compares both.
         var times = new List<double>();
+        var cpuTimes = new List<double>();
+        using var self = Process.GetCurrentProcess();
         float loss = 0;
         for (int i = 0; i <= steps; i++)
         {
+            self.Refresh();
+            var cpuStart = self.TotalProcessorTime;
             var watch = Stopwatch.StartNew();
             loss = TrainStep.Run(model, optimizer, pixels, ids).Loss;
-            if (i > 0) times.Add(watch.Elapsed.TotalMilliseconds);
+            double wall = watch.Elapsed.TotalMilliseconds;
+            self.Refresh();
+            if (i == 0) continue;
+            times.Add(wall);
+            cpuTimes.Add((self.TotalProcessorTime - cpuStart).TotalMilliseconds);
         }
         double median = Median(times);
         var phases = profile ? Phases(model, optimizer, pixels, ids, steps) : null;
@@ -72,9 +82,11 @@ public static class BenchTrainStepCommand
             ms_per_step_median = Math.Round(median, 2),
             samples_per_s = Math.Round(batch * 1000.0 / median, 3),
             ms_per_step = times.Select(t => Math.Round(t, 2)).ToArray(),
+            cpu_ms_per_step_median = Math.Round(Median(cpuTimes), 2),
             final_loss = loss,
-            peak_rss_mb = Process.GetCurrentProcess().PeakWorkingSet64 / (1 << 20),
+            peak_rss_mb = self.PeakWorkingSet64 / (1 << 20),
             allocator = Model.Runtime.NativeAllocator.JemallocLoaded ? "jemalloc" : "glibc",
+            malloc_conf = Model.Runtime.NativeAllocator.JemallocConfig,
         };
         io.Out.WriteLine(JsonSerializer.Serialize(result));
         return ExitCodes.Success;
