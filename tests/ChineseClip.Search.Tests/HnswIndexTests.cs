@@ -39,6 +39,45 @@ public class HnswIndexTests
         Assert.True(first >= 195, $"{first} of 200 vectors found themselves first");
     }
 
+    [Theory]
+    [InlineData("bf16", 0.9)]
+    [InlineData("i8", 0.7)]
+    public void A_quantized_index_saves_loads_and_finds_the_exact_neighbours(string quantization, double minimumRecall)
+    {
+        var rows = Clustered(3000, 64, 30, seed: 5);
+        var queries = Clustered(50, 64, 30, seed: 6);
+        long[] keys = Enumerable.Range(0, rows.Length).Select(i => (long)i).ToArray();
+        string path = Path.Combine(Path.GetTempPath(), $"hnsw-{quantization}-{Guid.NewGuid():N}.usearch");
+        try
+        {
+            using (var built = HnswIndex.Create(64, new HnswSettings(Quantization: quantization)))
+            {
+                built.Add(keys, i => rows[i], threads: 2);
+                built.Save(path);
+            }
+            using var index = HnswIndex.Load(path);
+            double recall = 0;
+            foreach (var q in queries)
+            {
+                var truth = rows.Select((r, i) => (Score: r.Zip(q, (a, b) => a * b).Sum(), Key: (long)i))
+                    .OrderByDescending(x => x.Score).Take(10).Select(x => x.Key);
+                var (found, scores) = index.Search(q, 10);
+                Assert.Equal(10, found.Length);
+                Assert.All(scores, s => Assert.InRange(s, -1.05f, 1.05f));
+                recall += found.Intersect(truth).Count() / 10.0;
+            }
+            Assert.True(recall / queries.Length >= minimumRecall, $"{quantization}: recall@10 {recall / queries.Length:F3}");
+        }
+        finally { File.Delete(path); }
+    }
+
+    [Fact]
+    public void An_unknown_quantization_is_refused_by_name()
+    {
+        var e = Assert.Throws<ArgumentException>(() => HnswIndex.Create(8, new HnswSettings(Quantization: "f8")));
+        Assert.Contains("'f8'", e.Message);
+    }
+
     [Fact]
     public void Many_threads_may_search_at_once()
     {

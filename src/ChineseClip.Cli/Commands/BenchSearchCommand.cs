@@ -30,17 +30,19 @@ public static class BenchSearchCommand
         var connectivity = new Option<int>("--connectivity") { Description = "HNSW graph degree", DefaultValueFactory = _ => new HnswSettings().Connectivity };
         var expansionAdd = new Option<int>("--expansion-add") { Description = "HNSW candidates while adding", DefaultValueFactory = _ => new HnswSettings().ExpansionAdd };
         var expansionSearch = new Option<int>("--expansion-search") { Description = "HNSW candidates while searching", DefaultValueFactory = _ => new HnswSettings().ExpansionSearch };
+        var quantization = new Option<string>("--quantization") { Description = "how the HNSW index stores vectors: f32, bf16 or i8", DefaultValueFactory = _ => new HnswSettings().Quantization }
+            .AcceptOnlyFromAmongFluent(HnswSettings.Quantizations);
         var seed = new Option<int>("--seed") { Description = "random seed", DefaultValueFactory = _ => 1 };
         var command = new Command("search", "HNSW vs exact search on synthetic vectors; prints one JSON line.")
         {
-            vectors, dim, queries, k, data, clusters, threads, connectivity, expansionAdd, expansionSearch, seed,
+            vectors, dim, queries, k, data, clusters, threads, connectivity, expansionAdd, expansionSearch, quantization, seed,
         };
         command.SetAction(r => CliApp.Guard(io, () =>
         {
             int n = r.GetValue(vectors), d = r.GetValue(dim), q = r.GetValue(queries), top = r.GetValue(k), t = r.GetValue(threads), c = r.GetValue(clusters);
             if (n < 1 || d < 1 || q < 1 || top < 1 || t < 1 || c < 1) throw new CliException("--vectors, --dim, --queries, --k, --clusters and --threads must be at least 1");
             if (top > n) throw new CliException($"--k {top}: more than the {n} vectors");
-            var settings = new HnswSettings(r.GetValue(connectivity), r.GetValue(expansionAdd), r.GetValue(expansionSearch));
+            var settings = new HnswSettings(r.GetValue(connectivity), r.GetValue(expansionAdd), r.GetValue(expansionSearch), r.GetValue(quantization)!);
             torch.set_num_threads(t);
             manual_seed(r.GetValue(seed));
             bool clustered = r.GetValue(data) == "clustered";
@@ -99,7 +101,7 @@ public static class BenchSearchCommand
             {
                 bench = "search", vectors = n, dim = d, data = r.GetValue(data), clusters = clustered ? c : 0, cluster_sigma = clustered ? ClusterSigma : 0,
                 queries = q, k = top, threads = t, connectivity = settings.Connectivity, expansion_add = settings.ExpansionAdd,
-                expansion_search = settings.ExpansionSearch, build_seconds = Math.Round(buildSeconds, 2),
+                expansion_search = settings.ExpansionSearch, quantization = settings.Quantization, build_seconds = Math.Round(buildSeconds, 2),
                 build_vectors_per_s = Math.Round(n / buildSeconds, 1), recall_at_k = Math.Round(recall / q, 4),
                 hnsw_qps = Math.Round(hnswQps, 1), hnsw_p50_ms = Math.Round(Percentile(hnswLatency, 0.5), 3), hnsw_p99_ms = Math.Round(Percentile(hnswLatency, 0.99), 3),
                 exact_qps = Math.Round(exactQps, 1), exact_p50_ms = Math.Round(Percentile(exactLatency, 0.5), 3), exact_p99_ms = Math.Round(Percentile(exactLatency, 0.99), 3),
