@@ -56,8 +56,8 @@ public sealed class CollectionVersion : IDisposable
         VectorIndex? imageVectors = null;
         try
         {
-            imageVectors = LoadVectors(version, CollectionFiles.ImageVectors, CollectionFiles.ImageIndex, images.Select(i => i.Id).ToArray(), manifest.Dimension);
-            var textVectors = LoadVectors(version, CollectionFiles.TextVectors, CollectionFiles.TextIndex, texts.Select(t => t.Id).ToArray(), manifest.Dimension);
+            imageVectors = LoadVectors(version, CollectionFiles.ImageVectors, CollectionFiles.ImageIndex, images.Select(i => i.Id).ToArray(), manifest.Dimension, manifest.Hnsw);
+            var textVectors = LoadVectors(version, CollectionFiles.TextVectors, CollectionFiles.TextIndex, texts.Select(t => t.Id).ToArray(), manifest.Dimension, manifest.Hnsw);
             return new CollectionVersion(Path.GetFullPath(dir), manifest, images, texts, imageVectors, textVectors);
         }
         catch
@@ -67,7 +67,7 @@ public sealed class CollectionVersion : IDisposable
         }
     }
 
-    static VectorIndex LoadVectors(string version, string vectorFile, string indexFile, long[] ids, int dimension)
+    static VectorIndex LoadVectors(string version, string vectorFile, string indexFile, long[] ids, int dimension, HnswSettings settings)
     {
         string path = Path.Combine(version, vectorFile);
         byte[] bytes = File.ReadAllBytes(path);
@@ -75,6 +75,7 @@ public sealed class CollectionVersion : IDisposable
             throw new InvalidDataException($"{path}: {bytes.Length} bytes, expected {ids.Length} x {dimension} float32 values");
         string hnswPath = Path.Combine(version, indexFile);
         HnswIndex? hnsw = File.Exists(hnswPath) ? HnswIndex.Load(hnswPath) : null;
+        hnsw?.SetExpansionSearch(settings.ExpansionSearch); // not kept in the index file
         return VectorIndex.FromRows(ids, MemoryMarshal.Cast<byte, float>(bytes), dimension, hnsw);
     }
 

@@ -100,6 +100,27 @@ public sealed partial class HnswIndex : IDisposable
         return true;
     }
 
+    /// <summary>Sets the candidate list width of later searches (USearch does not keep it in the saved file, so a loaded
+    /// index starts from its default). Returns false when this binding's native handle was not found.</summary>
+    public bool SetExpansionSearch(int expansion)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(expansion, 1);
+        if (HandleField?.GetValue(_index) is not IntPtr handle || handle == IntPtr.Zero) return false;
+        usearch_change_expansion_search(handle, (UIntPtr)expansion, out IntPtr error);
+        if (error != IntPtr.Zero) throw new USearchException($"USearch could not set expansion_search {expansion}: {Marshal.PtrToStringAnsi(error)}");
+        return true;
+    }
+
+    /// <summary>The candidate list width searches use now.</summary>
+    public int ExpansionSearch =>
+        HandleField?.GetValue(_index) is IntPtr handle && handle != IntPtr.Zero ? (int)usearch_expansion_search(handle, out _) : -1;
+
     [LibraryImport("libusearch_c")]
     private static partial void usearch_reserve(IntPtr index, UIntPtr capacity, out IntPtr error);
+
+    [LibraryImport("libusearch_c")]
+    private static partial void usearch_change_expansion_search(IntPtr index, UIntPtr expansion, out IntPtr error);
+
+    [LibraryImport("libusearch_c")]
+    private static partial UIntPtr usearch_expansion_search(IntPtr index, out IntPtr error);
 }

@@ -72,6 +72,27 @@ public class HnswIndexTests
     }
 
     [Fact]
+    public void The_search_expansion_is_set_again_after_a_load()
+    {
+        var rows = Clustered(200, 16, 4, seed: 7);
+        string path = Path.Combine(Path.GetTempPath(), $"hnsw-expansion-{Guid.NewGuid():N}.usearch");
+        try
+        {
+            using (var built = HnswIndex.Create(16, new HnswSettings(ExpansionSearch: 200)))
+            {
+                Assert.Equal(200, built.ExpansionSearch);
+                built.Add(Enumerable.Range(0, rows.Length).Select(i => (long)i).ToArray(), i => rows[i], threads: 1);
+                built.Save(path);
+            }
+            using var index = HnswIndex.Load(path);
+            Assert.True(index.SetExpansionSearch(300));
+            Assert.Equal(300, index.ExpansionSearch);
+            Assert.Equal(10, index.Search(rows[0], 10).Keys.Length);
+        }
+        finally { File.Delete(path); }
+    }
+
+    [Fact]
     public void An_unknown_quantization_is_refused_by_name()
     {
         var e = Assert.Throws<ArgumentException>(() => HnswIndex.Create(8, new HnswSettings(Quantization: "f8")));

@@ -32,16 +32,18 @@ public static class BenchSearchCommand
         var expansionSearch = new Option<int>("--expansion-search") { Description = "HNSW candidates while searching", DefaultValueFactory = _ => new HnswSettings().ExpansionSearch };
         var quantization = new Option<string>("--quantization") { Description = "how the HNSW index stores vectors: f32, bf16 or i8", DefaultValueFactory = _ => new HnswSettings().Quantization }
             .AcceptOnlyFromAmongFluent(HnswSettings.Quantizations);
+        var sweep = new Option<string?>("--sweep-expansion") { Description = "more search expansions to time on the same index after the first, e.g. 128,256 (reported under sweep)" };
         var seed = new Option<int>("--seed") { Description = "random seed", DefaultValueFactory = _ => 1 };
         var command = new Command("search", "HNSW vs exact search on synthetic vectors; prints one JSON line.")
         {
-            vectors, dim, queries, k, data, clusters, threads, connectivity, expansionAdd, expansionSearch, quantization, seed,
+            vectors, dim, queries, k, data, clusters, threads, connectivity, expansionAdd, expansionSearch, quantization, sweep, seed,
         };
         command.SetAction(r => CliApp.Guard(io, () =>
         {
             int n = r.GetValue(vectors), d = r.GetValue(dim), q = r.GetValue(queries), top = r.GetValue(k), t = r.GetValue(threads), c = r.GetValue(clusters);
             if (n < 1 || d < 1 || q < 1 || top < 1 || t < 1 || c < 1) throw new CliException("--vectors, --dim, --queries, --k, --clusters and --threads must be at least 1");
             if (top > n) throw new CliException($"--k {top}: more than the {n} vectors");
+            int[] sweepValues = ParseSweep(r.GetValue(sweep));
             var settings = new HnswSettings(r.GetValue(connectivity), r.GetValue(expansionAdd), r.GetValue(expansionSearch), r.GetValue(quantization)!);
             torch.set_num_threads(t);
             manual_seed(r.GetValue(seed));
@@ -82,6 +84,7 @@ public static class BenchSearchCommand
 
             var exactLatency = new double[q];
             var hnswLatency = new double[q];
+            var truths = new long[q][];
             double recall = 0;
             // Alternate the two per query so that the machine's load falls on both alike.
             for (int i = 0; i < q; i++)
@@ -93,10 +96,33 @@ public static class BenchSearchCommand
                 w.Restart();
                 var approximate = index.Search(query, top, exact: false);
                 hnswLatency[i] = w.Elapsed.TotalMilliseconds;
-                recall += approximate.Select(h => h.Id).Intersect(truth.Select(h => h.Id)).Count() / (double)top;
+                truths[i] = truth.Select(h => h.Id).ToArray();
+                recall += approximate.Select(h => h.Id).Intersect(truths[i]).Count() / (double)top;
             }
             double Percentile(double[] values, double p) => values.Order().ElementAt(Math.Min(values.Length - 1, (int)(p * values.Length)));
             double exactQps = q / (exactLatency.Sum() / 1000), hnswQps = q / (hnswLatency.Sum() / 1000);
+            // The same index and the same exact answers, searched again with wider candidate lists.
+            var sweepResults = sweepValues.Select(expansion =>
+            {
+                if (!hnsw.SetExpansionSearch(expansion)) throw new CliException("--sweep-expansion: this USearch binding cannot change the expansion");
+                var latency = new double[q];
+                double hits = 0;
+                for (int i = 0; i < q; i++)
+                {
+                    float[] query = queryRows.AsSpan(i * d, d).ToArray();
+                    var w = Stopwatch.StartNew();
+                    var approximate = index.Search(query, top, exact: false);
+                    latency[i] = w.Elapsed.TotalMilliseconds;
+                    hits += approximate.Select(h => h.Id).Intersect(truths[i]).Count() / (double)top;
+                }
+                double qps = q / (latency.Sum() / 1000);
+                return new
+                {
+                    expansion_search = expansion, recall_at_k = Math.Round(hits / q, 4), hnsw_qps = Math.Round(qps, 1),
+                    hnsw_p50_ms = Math.Round(Percentile(latency, 0.5), 3), hnsw_p99_ms = Math.Round(Percentile(latency, 0.99), 3),
+                    qps_ratio = Math.Round(qps / exactQps, 1),
+                };
+            }).ToArray();
             io.Out.WriteLine(JsonSerializer.Serialize(new
             {
                 bench = "search", vectors = n, dim = d, data = r.GetValue(data), clusters = clustered ? c : 0, cluster_sigma = clustered ? ClusterSigma : 0,
@@ -105,11 +131,18 @@ public static class BenchSearchCommand
                 build_vectors_per_s = Math.Round(n / buildSeconds, 1), recall_at_k = Math.Round(recall / q, 4),
                 hnsw_qps = Math.Round(hnswQps, 1), hnsw_p50_ms = Math.Round(Percentile(hnswLatency, 0.5), 3), hnsw_p99_ms = Math.Round(Percentile(hnswLatency, 0.99), 3),
                 exact_qps = Math.Round(exactQps, 1), exact_p50_ms = Math.Round(Percentile(exactLatency, 0.5), 3), exact_p99_ms = Math.Round(Percentile(exactLatency, 0.99), 3),
-                qps_ratio = Math.Round(hnswQps / exactQps, 1), cpu = CpuModel(),
+                qps_ratio = Math.Round(hnswQps / exactQps, 1), sweep = sweepResults, cpu = CpuModel(),
             }));
             return ExitCodes.Success;
         }));
         return command;
+    }
+
+    static int[] ParseSweep(string? text)
+    {
+        if (string.IsNullOrWhiteSpace(text)) return [];
+        return text.Split(',', StringSplitOptions.TrimEntries).Select(v =>
+            int.TryParse(v, out int e) && e >= 1 ? e : throw new CliException($"--sweep-expansion: '{v}' is not a whole number of at least 1")).ToArray();
     }
 
     /// <summary>The CPU's model name from /proc/cpuinfo ("unknown" elsewhere).</summary>
