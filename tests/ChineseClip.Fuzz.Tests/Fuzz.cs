@@ -48,6 +48,8 @@ public static class Fuzz
         if (thrown.Message.Trim().Length == 0) return new FuzzResult(c, Verdict.Bug, $"no message: {what}");
         if (c.Source is { } source && !thrown.Message.Contains(source, StringComparison.Ordinal))
             return new FuzzResult(c, Verdict.Bug, $"does not name {source}: {what}");
+        if (!target.ReportedByCli)
+            return thrown.Message.Contains('\n') ? new FuzzResult(c, Verdict.Bug, $"more than one line: {what}") : new FuzzResult(c, Verdict.Refused, thrown.Message);
         // The CLI's error path: one line, exit code 2.
         var error = new StringWriter();
         int code = CliApp.Guard(new CliIO(TextReader.Null, TextWriter.Null, error), () => throw thrown);

@@ -29,6 +29,10 @@ public abstract class FuzzTarget : IDisposable
     /// <summary>Whether <paramref name="e"/> is the library's typed error for bad input of this kind.</summary>
     public abstract bool IsRefusal(Exception e);
 
+    /// <summary>Whether users meet this input through the CLI, whose one-line exit-2 report of a refusal is checked
+    /// too. An HTTP body's refusal is its 4xx answer instead.</summary>
+    public virtual bool ReportedByCli => true;
+
     public virtual void Dispose()
     {
         try { Directory.Delete(Work, recursive: true); } catch (IOException) { }

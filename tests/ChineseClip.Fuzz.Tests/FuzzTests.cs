@@ -1,3 +1,5 @@
+using System.Text;
+using System.Text.Json;
 using ChineseClip.Fuzz.Tests.Targets;
 
 namespace ChineseClip.Fuzz.Tests;
@@ -27,4 +29,26 @@ public class FuzzTests
 
     [Fact]
     public void Every_mutated_schedule_is_read_or_refused_naming_the_file_or_field() => Fuzz.AssertNoBugs(new ScheduleTarget(), 100);
+
+    [Fact]
+    public async Task Every_mutated_search_api_body_is_answered_or_refused_with_a_4xx_and_the_collection_answers_as_before()
+    {
+        string root = SearchService.Tests.Tiny.Collections("tiny", "writes");
+        try
+        {
+            await using var service = await SearchService.Tests.InProcessService.StartAsync($"--Search:Directory={root}", "--Search:MaxRequestBytes=2000000");
+            async Task<string> Canonical()
+            {
+                var response = await service.Http.PostAsync("/v1/search", new StringContent(
+                    """{"collection": "tiny", "text": "一只狗", "k": 6, "exact": true}""", Encoding.UTF8, "application/json"));
+                Assert.True(response.IsSuccessStatusCode);
+                var results = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("results");
+                return string.Join(",", results.EnumerateArray().Select(r => $"{r.GetProperty("id")}:{r.GetProperty("score").GetDouble():F5}"));
+            }
+            string before = await Canonical();
+            await Task.Run(() => Fuzz.AssertNoBugs(new SearchApiTarget(service.Http, "tiny", "writes"), 200));
+            Assert.Equal(before, await Canonical());
+        }
+        finally { Directory.Delete(root, true); }
+    }
 }
