@@ -99,7 +99,7 @@ public class WriteApiTests
         Directory.Delete(root, true);
     }
 
-    static ScheduleStatus Finished(string id, string checkpoint, RunState stageState = RunState.Succeeded) => new()
+    internal static ScheduleStatus Finished(string id, string checkpoint, RunState stageState = RunState.Succeeded) => new()
     {
         Id = id, State = RunState.Succeeded, Updated = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTime(DateTime.UtcNow),
         Schedule = new Schedule

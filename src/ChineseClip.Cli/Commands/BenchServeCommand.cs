@@ -25,7 +25,9 @@ public static class BenchServeCommand
         var seconds = new Option<double>("--seconds") { Description = "how long to send", DefaultValueFactory = _ => 60 };
         var queries = new Option<FileInfo?>("--queries") { Description = "text queries, one per line (default: 16 short Chinese queries)" };
         var k = new Option<int>("--k") { Description = "results per query", DefaultValueFactory = _ => 10 };
-        var command = new Command("serve", "Load-test the search service with text queries; prints one JSON line.") { url, collection, concurrency, seconds, queries, k };
+        var deploy = new Option<string?>("--deploy") { Description = "a schedule id: a quarter of the way into the run, deploy its best checkpoint to the collection (load during a swap); reported under deploy" };
+        var deployStage = new Option<string?>("--deploy-stage") { Description = "the stage to deploy (default: the schedule's last)" };
+        var command = new Command("serve", "Load-test the search service with text queries; prints one JSON line.") { url, collection, concurrency, seconds, queries, k, deploy, deployStage };
         command.SetAction(r => CliApp.Guard(io, () =>
         {
             int clients = r.GetValue(concurrency), top = r.GetValue(k);
@@ -49,6 +51,9 @@ public static class BenchServeCommand
             var failures = new Dictionary<string, int>();
             var clock = Stopwatch.StartNew();
             var deadline = TimeSpan.FromSeconds(duration);
+            Task<DeployReport?> swap = r.GetValue(deploy) is { } scheduleId
+                ? Task.Run<DeployReport?>(async () => await DeployDuringLoad(client, name, scheduleId, r.GetValue(deployStage), clock, deadline / 4))
+                : Task.FromResult<DeployReport?>(null);
             async Task Client(int index)
             {
                 for (int i = index; clock.Elapsed < deadline; i += clients)
@@ -74,6 +79,7 @@ public static class BenchServeCommand
             }
             Task.WaitAll(Enumerable.Range(0, clients).Select(i => Task.Run(() => Client(i))).ToArray());
             double elapsed = clock.Elapsed.TotalSeconds;
+            DeployReport? swapped = swap.GetAwaiter().GetResult(); // a deploy may end after the load
             var sorted = latencies.Order().ToList();
             double Percentile(double p) => sorted.Count == 0 ? 0 : sorted[Math.Min(sorted.Count - 1, (int)(p * sorted.Count))];
             io.Out.WriteLine(JsonSerializer.Serialize(new
@@ -81,11 +87,37 @@ public static class BenchServeCommand
                 bench = "serve", url = client.Address, collection = name, concurrency = clients, seconds = Math.Round(elapsed, 2),
                 requests = sorted.Count + failures.Values.Sum(), qps = Math.Round(sorted.Count / elapsed, 1),
                 p50_ms = Math.Round(Percentile(0.5), 2), p99_ms = Math.Round(Percentile(0.99), 2), errors = failures.Values.Sum(), error_kinds = failures,
-                queries = texts.Length, cpu = BenchSearchCommand.CpuModel(),
-            }, new JsonSerializerOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
-            return ExitCodes.Success;
+                queries = texts.Length, deploy = swapped, cpu = BenchSearchCommand.CpuModel(),
+            }, new JsonSerializerOptions
+            {
+                Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+            }));
+            return swapped is null or { State: "succeeded" } ? ExitCodes.Success : ExitCodes.Failure;
         }));
         return command;
+    }
+
+    /// <summary>What happened to a deploy started during the load (times in seconds from the start of the load).</summary>
+    internal sealed record DeployReport(string ScheduleId, double StartedAtS, double EndedAtS, string State, int VersionBefore,
+        int VersionAfter, string? Error);
+
+    static async Task<DeployReport> DeployDuringLoad(SearchServiceClient client, string name, string scheduleId, string? stage, Stopwatch clock, TimeSpan after)
+    {
+        int before = (await client.CollectionAsync(name))?.GetProperty("version").GetInt32() ?? 0;
+        await Task.Delay(after);
+        double started = clock.Elapsed.TotalSeconds;
+        try
+        {
+            await client.StartDeployAsync(name, scheduleId, stage);
+        }
+        catch (CliException e)
+        {
+            return new DeployReport(scheduleId, Math.Round(started, 2), Math.Round(clock.Elapsed.TotalSeconds, 2), "refused", before, before, e.Message);
+        }
+        var served = await client.WaitForDeployAsync(name);
+        var state = served.GetProperty("deploy");
+        return new DeployReport(scheduleId, Math.Round(started, 2), Math.Round(clock.Elapsed.TotalSeconds, 2), state.GetProperty("state").GetString()!,
+            before, served.GetProperty("version").GetInt32(), state.TryGetProperty("error", out var e2) ? e2.GetString() : null);
     }
 
     static string FirstCollection(SearchServiceClient client)

@@ -26,28 +26,19 @@ public static class DeployCommand
         {
             string name = r.GetValue(collection)!;
             using var client = new SearchServiceClient(r.GetValue(search), environment);
-            string path = $"/v1/collections/{Uri.EscapeDataString(name)}";
-            var started = client.SendAsync(HttpMethod.Post, path + "/deploy", new { schedule_id = r.GetValue(schedule), stage = r.GetValue(stage) }).GetAwaiter().GetResult();
+            var started = client.StartDeployAsync(name, r.GetValue(schedule)!, r.GetValue(stage)).GetAwaiter().GetResult();
             io.Error.WriteLine($"deploying schedule {started.GetProperty("schedule").GetString()} stage {started.GetProperty("stage").GetString()} " +
                 $"({started.GetProperty("checkpoint").GetString()}) to {name} at {client.Address}");
-            while (true)
+            var served = client.WaitForDeployAsync(name).GetAwaiter().GetResult();
+            var deploy = served.GetProperty("deploy");
+            if (deploy.GetProperty("state").GetString() == "succeeded")
             {
-                Thread.Sleep(500);
-                var list = client.SendAsync(HttpMethod.Get, "/v1/collections").GetAwaiter().GetResult();
-                var served = list.GetProperty("collections").EnumerateArray().FirstOrDefault(c => c.GetProperty("name").GetString() == name);
-                if (served.ValueKind != JsonValueKind.Object || served.GetProperty("deploy").ValueKind != JsonValueKind.Object) continue;
-                var deploy = served.GetProperty("deploy");
-                string state = deploy.GetProperty("state").GetString()!;
-                if (state == "running") continue;
-                if (state == "succeeded")
-                {
-                    io.Out.WriteLine($"{name}: {served.GetProperty("count").GetInt32()} images served from {deploy.GetProperty("checkpoint").GetString()} " +
-                        $"(version {served.GetProperty("version").GetInt32()})");
-                    return ExitCodes.Success;
-                }
-                io.Error.WriteLine($"cnclip: error: the deploy to {name} failed: {deploy.GetProperty("error").GetString()}");
-                return ExitCodes.Failure;
+                io.Out.WriteLine($"{name}: {served.GetProperty("count").GetInt32()} images served from {deploy.GetProperty("checkpoint").GetString()} " +
+                    $"(version {served.GetProperty("version").GetInt32()})");
+                return ExitCodes.Success;
             }
+            io.Error.WriteLine($"cnclip: error: the deploy to {name} failed: {deploy.GetProperty("error").GetString()}");
+            return ExitCodes.Failure;
         }));
         return command;
     }

@@ -60,5 +60,28 @@ public sealed class SearchServiceClient : IDisposable
         return json;
     }
 
+    /// <summary>The collection as GET /v1/collections lists it, or null when the service does not list it.</summary>
+    public async Task<JsonElement?> CollectionAsync(string name)
+    {
+        var list = await SendAsync(HttpMethod.Get, "/v1/collections");
+        var served = list.GetProperty("collections").EnumerateArray().FirstOrDefault(c => c.GetProperty("name").GetString() == name);
+        return served.ValueKind == JsonValueKind.Object ? served : null;
+    }
+
+    /// <summary>Starts a deploy of a schedule's best checkpoint to <paramref name="name"/> and returns the service's answer.</summary>
+    public Task<JsonElement> StartDeployAsync(string name, string scheduleId, string? stage) =>
+        SendAsync(HttpMethod.Post, $"/v1/collections/{Uri.EscapeDataString(name)}/deploy", new { schedule_id = scheduleId, stage });
+
+    /// <summary>Polls until the collection's deploy is no longer running; returns the collection as listed then.</summary>
+    public async Task<JsonElement> WaitForDeployAsync(string name)
+    {
+        while (true)
+        {
+            await Task.Delay(500);
+            if (await CollectionAsync(name) is not { } served || served.GetProperty("deploy").ValueKind != JsonValueKind.Object) continue;
+            if (served.GetProperty("deploy").GetProperty("state").GetString() != "running") return served;
+        }
+    }
+
     public void Dispose() => _http.Dispose();
 }
