@@ -21,7 +21,8 @@ public sealed class ClipEmbedder : IDisposable
 
     /// <summary>Loads the model <paramref name="model"/> describes with <paramref name="backend"/>; the checkpoint must still
     /// have the SHA-256 it was recorded with, and the vocab must fit the architecture.</summary>
-    public static ClipEmbedder Load(ModelInfo model, string backend = ClipEncoders.Torch, long maxPixels = ImageTransform.DefaultMaxPixels, bool checkSha256 = true)
+    public static ClipEmbedder Load(ModelInfo model, string backend = ClipEncoders.Torch, long maxPixels = ImageTransform.DefaultMaxPixels, bool checkSha256 = true,
+        EncoderSettings? settings = null)
     {
         if (!File.Exists(model.Checkpoint)) throw new FileNotFoundException($"{model.Checkpoint}: checkpoint not found", model.Checkpoint);
         if (checkSha256 && ModelInfo.Sha256Of(model.Checkpoint) is var sha && sha != model.Sha256)
@@ -30,7 +31,7 @@ public sealed class ClipEmbedder : IDisposable
         var tokenizer = ClipTokenizer.FromVocabFile(model.Vocab);
         if (tokenizer.VocabSize != config.VocabSize)
             throw new InvalidDataException($"{model.Vocab}: {tokenizer.VocabSize} tokens, but {config.Name} has vocab_size {config.VocabSize}");
-        return new ClipEmbedder(ClipEncoders.Create(backend, config, model.Checkpoint, model.ContextLength), tokenizer, model, maxPixels);
+        return new ClipEmbedder(ClipEncoders.Create(backend, model, config, settings), tokenizer, model, maxPixels);
     }
 
     public IClipEncoder Encoder { get; }

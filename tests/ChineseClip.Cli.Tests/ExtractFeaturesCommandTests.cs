@@ -136,7 +136,7 @@ public class ExtractFeaturesCommandTests
         foreach (var (args, message) in new[]
         {
             (new[] { "--onnx", onnx, "--vocab", vocab }, "not the vocab"),
-            (["--onnx", onnx, "--vocab", SharedFiles.Path("reference", "vocab.txt"), "--arch", "RN50@RBT3-chinese"], "--arch RN50@RBT3-chinese differs"),
+            (["--onnx", onnx, "--vocab", SharedFiles.Path("reference", "vocab.txt"), "--arch", "RN50@RBT3-chinese"], "which differs from RN50@RBT3-chinese"),
             (["--vocab", vocab], "--backend onnx needs --onnx DIR"),
             (["--onnx", onnx, "--vocab", vocab, "--checkpoint", Fixture("parity.pt")], "--checkpoint is for --backend torch"),
             (["--onnx", Path.Combine(data, "nowhere"), "--vocab", vocab], "export folder not found"),

@@ -52,6 +52,55 @@ public class IndexBuildCommandTests
     }
 
     [Fact]
+    public void The_onnx_backend_builds_the_collection_the_torch_backend_builds()
+    {
+        string data = ExtractFeaturesCommandTests.DataDir(), tsv = Path.Combine(data, "test_imgs.tsv");
+        string viaTorch = Path.Combine(data, "torch"), viaOnnx = Path.Combine(data, "onnx"), export = Path.Combine(data, "export");
+        Assert.Equal(0, CliRunner.Run(BuildArgs(tsv, viaTorch)).ExitCode);
+        var exported = CliRunner.Run("export-onnx", "--checkpoint", ExtractFeaturesCommandTests.Fixture("parity.pt"), "--arch",
+            ExtractFeaturesCommandTests.Fixture("arch.json"), "--vocab", SharedFiles.Path("reference", "vocab.txt"), "--output", export);
+        Assert.True(exported.ExitCode == 0, exported.Error);
+        var r = CliRunner.Run(BuildArgs(tsv, viaOnnx, "--backend", "onnx", "--onnx", export));
+        Assert.True(r.ExitCode == 0, r.Error);
+
+        foreach (string[] query in new[] { new[] { "--text", "一只狗" }, ["--text", "城市"] })
+        {
+            foreach (string target in new[] { "images", "texts" })
+            {
+                JsonElement[] Results(string collection)
+                {
+                    var answer = CliRunner.Run(["search", "--index", collection, .. query, "--target", target, "--k", "6", "--exact", "--json"]);
+                    Assert.True(answer.ExitCode == 0, answer.Error);
+                    return JsonDocument.Parse(answer.Out).RootElement.GetProperty("results").EnumerateArray().ToArray();
+                }
+                var expected = Results(viaTorch);
+                var actual = Results(viaOnnx);
+                Assert.Equal(expected.Select(e => e.GetProperty("id").GetInt64()), actual.Select(e => e.GetProperty("id").GetInt64()));
+                for (int i = 0; i < expected.Length; i++)
+                    Assert.Equal(expected[i].GetProperty("score").GetDouble(), actual[i].GetProperty("score").GetDouble(), 1e-4);
+            }
+        }
+        Directory.Delete(data, true);
+    }
+
+    [Fact]
+    public void An_onnx_export_of_another_vocab_is_one_line_naming_the_vocab()
+    {
+        string data = ExtractFeaturesCommandTests.DataDir(), export = Path.Combine(data, "export"), vocab = Path.Combine(data, "other-vocab.txt");
+        File.WriteAllLines(vocab, File.ReadAllLines(SharedFiles.Path("reference", "vocab.txt")).Reverse());
+        var exported = CliRunner.Run("export-onnx", "--checkpoint", ExtractFeaturesCommandTests.Fixture("parity.pt"), "--arch",
+            ExtractFeaturesCommandTests.Fixture("arch.json"), "--vocab", vocab, "--output", export);
+        Assert.True(exported.ExitCode == 0, exported.Error);
+        var r = CliRunner.Run(BuildArgs(Path.Combine(data, "test_imgs.tsv"), Path.Combine(data, "c"), "--backend", "onnx", "--onnx", export));
+        Assert.Equal(2, r.ExitCode);
+        Assert.StartsWith("cnclip: error: ", r.Error);
+        Assert.Contains("vocab_sha256", r.Error);
+        Assert.Single(r.Error.Trim().Split('\n'));
+        Assert.False(File.Exists(Path.Combine(data, "c", "collection.json")));
+        Directory.Delete(data, true);
+    }
+
+    [Fact]
     public void A_missing_input_is_one_line_and_exit_code_2()
     {
         string root = Directory.CreateTempSubdirectory("cnclip-index").FullName;

@@ -59,8 +59,9 @@ public class TorchClipEncoderTests
     [Fact]
     public void An_unknown_backend_is_named_with_the_known_ones()
     {
-        var e = Assert.Throws<ArgumentException>(() => ClipEncoders.Create("tensorrt", Architectures.Resolve(Fixtures.Arch), Fixtures.Checkpoint, 52));
+        var e = Assert.Throws<ArgumentException>(() => ClipEncoders.Create("tensorrt", Fixtures.TinyModel(), Architectures.Resolve(Fixtures.Arch)));
         Assert.Contains("tensorrt", e.Message);
         Assert.Contains("torch", e.Message);
+        Assert.Contains("onnx", e.Message);
     }
 }

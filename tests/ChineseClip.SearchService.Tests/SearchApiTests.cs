@@ -194,3 +194,41 @@ public class SearchApiTests(SearchApiFixture fixture) : IClassFixture<SearchApiF
         Assert.Equal(HttpStatusCode.OK, (await Http.GetAsync("/health")).StatusCode);
     }
 }
+
+/// <summary>The encoder backends: onnx by default (the collection's checkpoint exported once under
+/// Search:OnnxCache), torch on request; both answer the same.</summary>
+public class BackendTests
+{
+    [Fact]
+    public async Task The_default_onnx_backend_answers_as_the_torch_backend_and_keeps_its_export_in_the_cache()
+    {
+        string root = Tiny.Collections("tiny"), cache = Path.Combine(root, "exports");
+        try
+        {
+            async Task<(long Id, double Score)[]> Ask(params string[] settings)
+            {
+                await using var service = await InProcessService.StartAsync([$"--Search:Directory={root}", .. settings]);
+                var answer = await Json.ReadAsync(await Json.PostAsync(service.Http, "/v1/search", new { collection = "tiny", text = "一只狗", k = 6, exact = true }));
+                return answer.GetProperty("results").EnumerateArray().Select(r => (r.GetProperty("id").GetInt64(), r.GetProperty("score").GetDouble())).ToArray();
+            }
+            var onnx = await Ask($"--Search:OnnxCache={cache}");
+            Assert.Single(Directory.GetDirectories(cache));
+            var torch = await Ask("--Search:Backend=torch");
+            Assert.Equal(torch.Select(r => r.Id), onnx.Select(r => r.Id));
+            for (int i = 0; i < torch.Length; i++) Assert.Equal(torch[i].Score, onnx[i].Score, 1e-5);
+        }
+        finally { Directory.Delete(root, true); }
+    }
+
+    [Fact]
+    public async Task An_unknown_backend_stops_the_start_naming_the_setting()
+    {
+        string root = Tiny.Collections();
+        try
+        {
+            var e = await Assert.ThrowsAnyAsync<Exception>(() => InProcessService.StartAsync($"--Search:Directory={root}", "--Search:Backend=tensorrt"));
+            Assert.Contains("Search:Backend", e.Message);
+        }
+        finally { Directory.Delete(root, true); }
+    }
+}

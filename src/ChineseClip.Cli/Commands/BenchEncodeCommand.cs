@@ -5,13 +5,13 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
-using ChineseClip.Cli.Inference;
 using ChineseClip.Model;
 using ChineseClip.Model.Inference;
 using ChineseClip.Model.Text;
 using ChineseClip.Onnx.Export;
 using ChineseClip.Onnx.Graph;
 using ChineseClip.Onnx.Runtime;
+using ChineseClip.Search;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -57,7 +57,7 @@ public static class BenchEncodeCommand
         if (backend == "torch")
         {
             torch.set_num_threads(threads);
-            encoder = new TorchModelEncoder(RandomModel(config), contextLength);
+            encoder = new TorchClipEncoder(RandomModel(config), contextLength);
         }
         else
         {

@@ -2,7 +2,6 @@
 // writes {split}_imgs.img_feat.jsonl and {split}_texts.txt_feat.jsonl (ids kept, features L2-normalised), with TorchSharp
 // over a checkpoint (--backend torch) or ONNX Runtime over the graphs export-onnx wrote (--backend onnx).
 using System.CommandLine;
-using ChineseClip.Cli.Inference;
 using ChineseClip.Data.Formats;
 using ChineseClip.Model;
 using ChineseClip.Model.Checkpoints;
@@ -12,6 +11,7 @@ using ChineseClip.Model.Text;
 using ChineseClip.Model.Towers;
 using ChineseClip.Onnx.Export;
 using ChineseClip.Onnx.Runtime;
+using ChineseClip.Search;
 
 namespace ChineseClip.Cli.Commands;
 
@@ -99,21 +99,16 @@ public static class ExtractFeaturesCommand
             if (source.Checkpoint is null || source.Arch is null) throw new CliException("--backend torch needs --checkpoint and --arch");
             if (!source.Checkpoint.Exists) throw new CliException($"{source.Checkpoint.FullName}: checkpoint not found");
             ClipConfig config = Architectures.Resolve(source.Arch);
-            return (new TorchModelEncoder(ClipModel.Load(config, source.Checkpoint.FullName), contextLength), config, contextLength);
+            return (TorchClipEncoder.Load(config, source.Checkpoint.FullName, contextLength), config, contextLength);
         }
 
         static (IClipEncoder Encoder, ClipConfig Config, int ContextLength) OpenOnnx(Source source, int? contextOption, FileInfo vocabFile)
         {
             if (source.Onnx is null) throw new CliException("--backend onnx needs --onnx DIR (a folder written by cnclip export-onnx)");
             if (source.Checkpoint is not null) throw new CliException("--checkpoint is for --backend torch (an ONNX export holds its weights)");
-            var onnx = OnnxClipEncoder.FromExport(source.Onnx.FullName);
+            var onnx = OnnxExports.Open(source.Onnx.FullName, source.Arch is null ? null : Architectures.Resolve(source.Arch), vocabFile.FullName);
             try
             {
-                if (source.Arch is not null && Architectures.Resolve(source.Arch) with { Name = onnx.Config.Name } != onnx.Config)
-                    throw new CliException($"--arch {source.Arch} differs from the architecture of {source.Onnx.FullName} ({onnx.Config.Name})");
-                string expected = onnx.Metadata.GetValueOrDefault(OnnxMetadata.VocabSha256, "");
-                if (expected.Length > 0 && ExportOnnxCommand.Sha256(vocabFile.FullName) != expected)
-                    throw new CliException($"{vocabFile.FullName}: not the vocab {source.Onnx.FullName} was exported with (its SHA-256 differs from vocab_sha256 {expected})");
                 int contextLength = contextOption ?? onnx.ContextLength;
                 if (contextLength > onnx.ContextLength)
                     throw new CliException($"--context-length {contextLength}: {source.Onnx.FullName} was exported for at most {onnx.ContextLength}");

@@ -21,9 +21,12 @@ public static class IndexBuildCommand
         var batchSize = new Option<int>("--batch-size") { Description = "images per forward pass", DefaultValueFactory = _ => 32 };
         var threads = new Option<int>("--threads") { Description = "threads for decoding, the model and the index (default: all cores)", DefaultValueFactory = _ => Environment.ProcessorCount };
         var contextLength = new Option<int>("--context-length") { Description = "text length with [CLS] and [SEP]", DefaultValueFactory = _ => ClipTokenizer.DefaultContextLength };
+        var backend = new Option<string>("--backend") { Description = "torch (TorchSharp) or onnx (ONNX Runtime; the checkpoint is exported once into a cache unless --onnx is given)", DefaultValueFactory = _ => ClipEncoders.Torch }
+            .AcceptOnlyFromAmongFluent(ClipEncoders.Backends);
+        var onnx = new Option<DirectoryInfo?>("--onnx") { Description = "with --backend onnx: an export of the checkpoint by cnclip export-onnx" };
         var command = new Command("build", "Embed images and captions into a search collection (adds what is missing).")
         {
-            checkpoint, arch, vocab, images, texts, output, batchSize, threads, contextLength,
+            checkpoint, arch, vocab, images, texts, output, batchSize, threads, contextLength, backend, onnx,
         };
         command.SetAction(r => CliApp.Guard(io, () =>
         {
@@ -33,7 +36,10 @@ public static class IndexBuildCommand
             string dir = r.GetValue(output)!.FullName;
             torch.set_num_threads(t);
             var model = ModelInfo.Of(r.GetValue(checkpoint)!.FullName, r.GetValue(arch)!, r.GetValue(vocab)!.FullName, r.GetValue(contextLength));
-            using var embedder = ClipEmbedder.Load(model, checkSha256: false);
+            string chosen = r.GetValue(backend)!;
+            if (r.GetValue(onnx) is not null && chosen != ClipEncoders.Onnx) throw new CliException("--onnx is for --backend onnx");
+            var settings = new EncoderSettings(OnnxExport: r.GetValue(onnx)?.FullName, Threads: t);
+            using var embedder = ClipEmbedder.Load(model, chosen, checkSha256: false, settings: settings);
             int rejected = 0;
             void Reject(string problem)
             {

@@ -53,7 +53,8 @@ public sealed class ModelHosts : IDisposable
             {
                 var options = _services.Options();
                 _hosts[Key(model)] = host = new Lazy<ModelHost>(() =>
-                    new ModelHost(ClipEmbedder.Load(model, options.Backend, options.MaxPixels), options));
+                    new ModelHost(ClipEmbedder.Load(model, options.Backend, options.MaxPixels,
+                        settings: new EncoderSettings(Cache: options.OnnxCache ?? Path.Combine(options.Directory, ".onnx-cache"), Threads: options.Threads)), options));
             }
         }
         try
