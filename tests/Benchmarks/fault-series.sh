@@ -16,8 +16,9 @@ status=0
 dotnet test "$root/tests/ChineseClip.Cluster.Tests" --no-build --filter "FullyQualifiedName~FaultSeriesTests" \
   --logger "console;verbosity=normal" > "$log" 2>&1 || status=$?
 # The fault log (each line once: xunit repeats the output of a failed test) and the JSON summary.
-grep -E '^\[ *[0-9.]+ s\]' "$log" | awk '!seen[$0]++'
-grep -E '^\{"seed"' "$log" | tail -1
+# (a failed run may have no summary line: the greps must not end the script before it says so)
+grep -E '^\[ *[0-9.]+ s\]' "$log" | awk '!seen[$0]++' || true
+grep -E '^\{"seed"' "$log" | tail -1 || true
 if [ $status -ne 0 ]; then
   grep -A8 'Error Message' "$log" >&2 || true
   echo "fault series failed (full output: $log)" >&2

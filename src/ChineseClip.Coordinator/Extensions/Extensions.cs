@@ -14,7 +14,8 @@ public sealed class CoordinatorOptions
     public string Token { get; set; } = "";
     /// <summary>How long ranks wait for each other at a stage's rendezvous.</summary>
     public TimeSpan RendezvousTimeout { get; set; } = TimeSpan.FromMinutes(5);
-    /// <summary>Attempts of one stage (the first and the recoveries after lost workers) before the schedule fails.</summary>
+    /// <summary>Attempts of one stage that fail without writing a checkpoint (the first and the recoveries after lost
+    /// workers) before the schedule fails; an attempt that wrote one does not count.</summary>
     public int MaxAttempts { get; set; } = 5;
 }
 

@@ -1,6 +1,6 @@
 // What happens to a running stage whose workers change: a member out of sight too long, a worker that left, or a
 // retryable failure re-forms the stage from its newest reported checkpoint on the workers there are (at most
-// Coordinator:MaxAttempts times), a final failure fails the schedule, and a worker free while the stage could use it
+// Coordinator:MaxAttempts times without progress), a final failure fails the schedule, and a worker free while the stage could use it
 // re-forms the stage on more workers at its next safe point.
 using System.Collections.Concurrent;
 using System.Diagnostics;
@@ -126,19 +126,30 @@ public sealed class StageRecovery(ScheduleStore store, WorkerRegistry workers, R
 
     /// <summary>Re-forms a stage that lost a worker or a link: the current attempt is stopped, and the stage goes back
     /// to PENDING to resume, on the workers there are, from its newest reported checkpoint (step or epoch), which holds
-    /// the weights, AdamW state and the position in the data. Gives up after <see cref="CoordinatorOptions.MaxAttempts"/>.</summary>
+    /// the weights, AdamW state and the position in the data. Gives up after <see cref="CoordinatorOptions.MaxAttempts"/>
+    /// failed attempts that wrote no checkpoint.</summary>
     public async Task Recover(string id, int index, string runId, string why)
     {
         var schedule = store.Get(id);
         if (schedule is null) return;
         var stage = schedule.Stages[index];
-        if (stage.Attempt - stage.Grown >= options.MaxAttempts)
+        if (GivesUp(stage, options.MaxAttempts))
         {
             await Fail(id, index, runId, $"stage '{stage.Name}': {why}; giving up after {stage.Attempt} attempts");
             return;
         }
         await Reform(id, index, runId, why, stage.LatestCheckpoint, countsAsFailure: true);
     }
+
+    /// <summary>Whether the stage's current attempt wrote a checkpoint: its failure then does not count against
+    /// Coordinator:MaxAttempts (found by the long fault series: five faults in one 580-step stage, each after progress,
+    /// failed the schedule).</summary>
+    internal static bool MadeProgress(StageStatus stage) => stage.LatestCheckpoint.Length > 0 && stage.LatestCheckpointAttempt == stage.Attempt;
+
+    /// <summary>Whether a stage whose current attempt just failed is given up: it wrote no checkpoint, and the attempts
+    /// that failed without progress (not counting re-forms that grew it) reached <paramref name="maxAttempts"/>.</summary>
+    internal static bool GivesUp(StageStatus stage, int maxAttempts) =>
+        !MadeProgress(stage) && stage.Attempt - stage.Grown - stage.Forgiven >= maxAttempts;
 
     /// <summary>Stops a stage's run and puts the stage back to PENDING, to resume from <paramref name="checkpoint"/>
     /// ("" = where the current attempt started) on the workers free at the next scheduling pass.</summary>
@@ -154,6 +165,7 @@ public sealed class StageRecovery(ScheduleStore store, WorkerRegistry workers, R
             st.State = RunState.Pending;
             st.Recoveries++;
             if (!countsAsFailure) st.Grown++;
+            else if (MadeProgress(st)) st.Forgiven++;
             st.LastRecovery = why;
             if (checkpoint.Length > 0) st.ResumedFrom = checkpoint;
             return true;
