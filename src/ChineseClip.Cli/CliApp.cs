@@ -51,6 +51,7 @@ public static class CliApp
         root.Subcommands.Add(BenchCommand.Create(io, environment));
         root.Subcommands.Add(SubmitCommand.Create(io, environment));
         root.Subcommands.Add(StatusCommand.Create(io, environment));
+        root.Subcommands.Add(ReportCommand.Create(io, environment));
         root.Subcommands.Add(WatchCommand.Create(io, environment));
         root.Subcommands.Add(CancelCommand.Create(io, environment));
         root.Subcommands.Add(DeployCommand.Create(io, environment));

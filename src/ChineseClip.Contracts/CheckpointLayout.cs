@@ -11,10 +11,17 @@ public sealed record CheckpointLayout(string RunDir)
     public const string FolderName = "checkpoints";
     public const string LatestFileName = "epoch_latest.pt";
     public const string BestFileName = "best.pt";
+    /// <summary>The run's training curves as JSON lines (the trainer writes them; cnclip report reads them).</summary>
+    public const string MetricsFileName = "metrics.jsonl";
 
     public string Folder => Path.Combine(RunDir, FolderName);
     public string Latest => Path.Combine(Folder, LatestFileName);
     public string Best => Path.Combine(Folder, BestFileName);
+    public string Metrics => Path.Combine(RunDir, MetricsFileName);
+
+    /// <summary>The layout of the run that wrote <paramref name="checkpoint"/> (a file in its checkpoints folder).</summary>
+    public static CheckpointLayout OfCheckpoint(string checkpoint) =>
+        new(Path.GetDirectoryName(Path.GetDirectoryName(Path.GetFullPath(checkpoint))!)!);
 
     /// <summary>The copy of epoch_latest.pt kept after epoch <paramref name="epoch"/> (counted from 1).</summary>
     public string Epoch(int epoch) => Path.Combine(Folder, string.Create(CultureInfo.InvariantCulture, $"epoch{epoch}.pt"));

@@ -76,7 +76,7 @@ public sealed class Trainer(TrainOptions options, TextWriter log, ICollectives? 
         if (IsMaster) Directory.CreateDirectory(Checkpoints.Folder);
         // A resumed run continues its metrics; a fresh one (or one reset to epoch 0) starts them anew.
         bool continuing = options.Resume is not null && !options.ResetDataOffset;
-        using var trainLog = new TrainLog(log, IsMaster ? Path.Combine(RunDir, "metrics.jsonl") : null, append: continuing);
+        using var trainLog = new TrainLog(log, IsMaster ? Checkpoints.Metrics : null, append: continuing);
         if (continuing) trainLog.Resume(run.Step, startEpoch + 1, options.Resume, _group.WorldSize);
         log.WriteLine($"{run.Config.Name}: {run.Train.Count} training pairs, {run.StepsPerEpoch} steps per epoch, {run.TotalSteps} steps" +
             (_group.WorldSize > 1 ? $", rank {_group.Rank} of {_group.WorldSize}" : "") + $"; logs in {RunDir}");

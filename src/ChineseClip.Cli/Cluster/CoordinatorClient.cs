@@ -40,7 +40,7 @@ public static class CoordinatorClient
     /// <summary>Runs <paramref name="body"/> with a client of the coordinator. A failed call becomes a
     /// <see cref="CliException"/> whose one line says what went wrong (naming <paramref name="scheduleId"/> when the
     /// coordinator does not know it); exit code 2 for what the user can fix, 1 for the rest.</summary>
-    public static int Call(CoordinatorTarget target, string? scheduleId, Func<Coordinator.CoordinatorClient, int> body)
+    public static T Call<T>(CoordinatorTarget target, string? scheduleId, Func<Coordinator.CoordinatorClient, T> body)
     {
         using var channel = Open(target.Address);
         CallInvoker invoker = channel.CreateCallInvoker();
