@@ -232,3 +232,48 @@ public class BackendTests
         finally { Directory.Delete(root, true); }
     }
 }
+
+/// <summary>GET /v1/collections/{name}/report: the training curves of the run that wrote the serving checkpoint.</summary>
+public class ReportRouteTests
+{
+    [Fact]
+    public async Task The_serving_checkpoint_s_run_has_a_report_and_a_checkpoint_without_one_is_a_404()
+    {
+        string run = Directory.CreateTempSubdirectory("search-report-run").FullName;
+        string checkpoint = Path.Combine(run, "checkpoints", "best.pt");
+        Directory.CreateDirectory(Path.GetDirectoryName(checkpoint)!);
+        File.Copy(Tiny.Fixture("parity.pt"), checkpoint);
+        File.WriteAllLines(Path.Combine(run, "metrics.jsonl"),
+        [
+            """{"type":"train","step":1,"epoch":1,"loss":3.5,"lr":0.001}""",
+            """{"type":"train","step":2,"epoch":1,"loss":3.1,"lr":0.002}""",
+            """{"type":"valid","step":2,"epoch":1,"epoch_end":true,"t2i":{"R1":10,"R5":40,"R10":70,"Mean":40},"mean_recall":41.5}""",
+        ]);
+        string trained = Tiny.CollectionsOf(Tiny.Model(checkpoint), "trained"), fixture = Tiny.Collections("fixture");
+        try
+        {
+            await using var a = await InProcessService.StartAsync($"--Search:Directory={trained}");
+            var listed = (await Json.ReadAsync(await a.Http.GetAsync("/v1/collections"))).GetProperty("collections")[0];
+            Assert.Equal("/v1/collections/trained/report", listed.GetProperty("report").GetString());
+            var page = await a.Http.GetAsync("/v1/collections/trained/report");
+            Assert.Equal(System.Net.HttpStatusCode.OK, page.StatusCode);
+            Assert.Equal("text/html", page.Content.Headers.ContentType!.MediaType);
+            string html = await page.Content.ReadAsStringAsync();
+            Assert.Equal(3, System.Text.RegularExpressions.Regex.Matches(html, "<svg ").Count);
+            Assert.Contains("best mean recall 41.50", html);
+
+            await using var b = await InProcessService.StartAsync($"--Search:Directory={fixture}");
+            var none = (await Json.ReadAsync(await b.Http.GetAsync("/v1/collections"))).GetProperty("collections")[0];
+            Assert.Equal(System.Text.Json.JsonValueKind.Null, none.GetProperty("report").ValueKind);
+            var missing = await b.Http.GetAsync("/v1/collections/fixture/report");
+            Assert.Equal(404, (int)missing.StatusCode);
+            Assert.Contains("no training metrics", (await Json.ReadAsync(missing)).GetProperty("error").GetString());
+        }
+        finally
+        {
+            Directory.Delete(trained, true);
+            Directory.Delete(fixture, true);
+            Directory.Delete(run, true);
+        }
+    }
+}

@@ -20,10 +20,13 @@ public static class Tiny
         Data.Formats.ImageTsv.Read(Fixture("test_imgs.tsv"), _ => { }).Single(i => i.ImageId == id).Bytes;
 
     /// <summary>A folder of collections holding <paramref name="names"/>, each the fixture's six images and twelve captions.</summary>
-    public static string Collections(params string[] names)
+    public static string Collections(params string[] names) => CollectionsOf(Model(), names);
+
+    /// <summary>As <see cref="Collections"/>, embedded with <paramref name="model"/>.</summary>
+    public static string CollectionsOf(ModelInfo model, params string[] names)
     {
         string root = Directory.CreateTempSubdirectory("search-service").FullName;
-        using var embedder = ClipEmbedder.Load(Model());
+        using var embedder = ClipEmbedder.Load(model);
         foreach (string name in names)
             CollectionBuilder.Add(Path.Combine(root, name), name, embedder, ImageSources.Open(Fixture("test_imgs.tsv"), null, _ => { }),
                 new BuildOptions { Threads = 2 }, e => throw new InvalidOperationException(e));

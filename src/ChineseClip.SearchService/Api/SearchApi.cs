@@ -10,6 +10,7 @@ using ChineseClip.Model.Text;
 using ChineseClip.Search;
 using ChineseClip.SearchService.Extensions;
 using ChineseClip.SearchService.Serving;
+using ChineseClip.Training.Reporting;
 
 namespace ChineseClip.SearchService.Api;
 
@@ -120,6 +121,16 @@ public static class SearchApi
             var plan = await deployer.PlanAsync(name, request.ScheduleId ?? "", request.Stage, http.RequestAborted);
             return Results.Json(deployer.Start(plan), Json, statusCode: 202);
         });
+        app.MapGet("/v1/collections/{name}/report", (string name, ServedCollections collections) =>
+        {
+            var collection = Served(collections, name);
+            string metrics = ReportMetrics(collection.Current!) ?? throw new ApiException(404,
+                $"collection '{name}': no training metrics beside its checkpoint {collection.Current!.Manifest.Model.Checkpoint}");
+            var model = collection.Current!.Manifest.Model;
+            string run = model.Schedule is null ? Path.GetFileName(Path.GetDirectoryName(metrics)!) : $"schedule {model.Schedule}, stage {model.Stage}";
+            return Results.Content(ReportPage.Html($"Training report: the model serving '{name}'",
+                [new ReportSection($"Run {run}", RunMetrics.Read(metrics))]), "text/html; charset=utf-8");
+        });
         app.MapGet("/v1/collections/{name}/items/{id}/image", (string name, string id, ServedCollections collections) =>
         {
             var collection = Served(collections, name);
@@ -139,7 +150,16 @@ public static class SearchApi
         {
             name = c.Name, count = m?.Count ?? 0, texts = m?.Texts ?? 0, dimension = m?.Dimension ?? 0, version = m?.Version ?? 0,
             model = c.Current is { } v ? ModelOf(v) : null, built_at = m?.BuiltAt, deploy = c.Deploy,
+            report = c.Current is { } cv && ReportMetrics(cv) is not null ? $"/v1/collections/{Uri.EscapeDataString(c.Name)}/report" : null,
         };
+    }
+
+    /// <summary>The metrics.jsonl of the run that wrote the serving checkpoint (its run folder holds the checkpoints
+    /// folder), or null when it is not on this machine.</summary>
+    static string? ReportMetrics(CollectionVersion v)
+    {
+        string metrics = Contracts.CheckpointLayout.OfCheckpoint(v.Manifest.Model.Checkpoint).Metrics;
+        return File.Exists(metrics) ? metrics : null;
     }
 
     static object ModelOf(CollectionVersion v)

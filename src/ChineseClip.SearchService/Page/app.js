@@ -13,6 +13,13 @@ function showModel() {
   const recall = m.recall == null ? '' : ` · recall ${m.recall.toFixed(1)}`;
   const from = m.schedule ? `schedule ${m.schedule} · stage ${m.stage}${recall}` : m.checkpoint.split('/').pop();
   $('model').textContent = `${c.name}: ${c.count} images · ${m.arch} · ${from}`;
+  if (c.report) {
+    const a = document.createElement('a');
+    a.href = c.report;
+    a.id = 'report';
+    a.textContent = 'training report';
+    $('model').append(' · ', a);
+  }
 }
 
 async function loadCollections() {
