@@ -38,7 +38,7 @@ public static class IndexBuildCommand
             void Reject(string problem)
             {
                 rejected++;
-                io.Error.WriteLine($"\ncnclip: error: {problem}");
+                io.Error.WriteLine($"cnclip: error: {problem}");
             }
             var sources = ImageSources.Open(r.GetValue(images)!, r.GetValue(texts)?.FullName, Reject);
             using var current = CollectionFiles.Exists(dir) ? CollectionVersion.Open(dir) : null;
