@@ -25,7 +25,8 @@ public static class ConvertPrivateDataCommand
             if (fractions.Length != 3 || fractions.Any(f => double.IsNaN(f) || f < 0) || Math.Abs(fractions.Sum() - 1) > 1e-6)
                 throw new CliException($"--splits {text}: three non-negative fractions summing to 1 are required, e.g. 0.9,0.05,0.05");
             string outDir = r.GetValue(output)!.FullName;
-            var summary = PrivateDataConverter.Convert(r.GetValue(input)!, outDir, fractions, r.GetValue(seed));
+            var summary = CliProgress.For(io).Run("images", 0, progress => PrivateDataConverter.Convert(r.GetValue(input)!, outDir, fractions,
+                r.GetValue(seed), progress: CliProgress.Select<(int Done, int Total)>(progress, p => new(p.Done, p.Total))));
             io.Error.WriteLine($"{summary.ImagesSeen} images seen: {summary.ImagesKept} kept, {summary.DuplicateImagesMerged} duplicates merged, " +
                 $"{summary.ImagesRejected} rejected; {summary.Captions} captions; {summary.OtherRejected} other files or lines rejected " +
                 $"(see {Path.Combine(outDir, "rejects.jsonl")}); " +

@@ -41,7 +41,9 @@ public static class DownloadCommands
             using var http = new HttpClient { Timeout = TimeSpan.FromHours(6) };
             try
             {
-                string path = new Downloader(http, io.Error).GetAsync(item, r.GetValue(output)!.FullName, r.GetValue(url)).GetAwaiter().GetResult();
+                string path = CliProgress.For(io).Run(item.FileName, 0, bar =>
+                    new Downloader(http, io.Error, CliProgress.Select<(long Done, long? Total)>(bar, b => new(b.Done, b.Total ?? 0, "bytes")))
+                        .GetAsync(item, r.GetValue(output)!.FullName, r.GetValue(url)).GetAwaiter().GetResult());
                 io.Out.WriteLine(path);
                 return ExitCodes.Success;
             }

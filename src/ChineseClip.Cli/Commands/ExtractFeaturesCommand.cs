@@ -45,6 +45,7 @@ public static class ExtractFeaturesCommand
 
     sealed class Run(CliIO io, int batchSize)
     {
+        readonly CliProgress _progress = CliProgress.For(io);
         int _rejected;
 
         void Reject(string problem)
@@ -77,7 +78,7 @@ public static class ExtractFeaturesCommand
             {
                 string output = Path.Combine(outputDir.FullName, $"{split}_texts.txt_feat.jsonl");
                 var texts = File.Exists(textsPath) ? TextJsonl.Read(textsPath, e => Reject(e.ToString())) : TextsFromPairs(lmdbSplit, Reject);
-                int count = WriteFeatures(output, texts, FeatureJsonl.TextIdKey,
+                int count = WriteFeatures("texts", output, texts, FeatureJsonl.TextIdKey,
                     batch => encoder.EncodeTexts(Tokenize(tokenizer, batch, contextLength)), t => t.TextId);
                 io.Error.WriteLine($"{count} text features written to {output}");
             }
@@ -86,7 +87,7 @@ public static class ExtractFeaturesCommand
                 var transform = new ImageTransform(config.ImageResolution);
                 string output = Path.Combine(outputDir.FullName, $"{split}_imgs.img_feat.jsonl");
                 var images = useLmdb ? OfficialLmdb.ReadImages(lmdbSplit, Reject) : ImageTsv.Read(imagesPath, e => Reject(e.ToString()));
-                int count = WriteFeatures(output, DecodeImages(useLmdb ? lmdbSplit + "/imgs" : imagesPath, images, transform), FeatureJsonl.ImageIdKey,
+                int count = WriteFeatures("images", output, DecodeImages(useLmdb ? lmdbSplit + "/imgs" : imagesPath, images, transform), FeatureJsonl.ImageIdKey,
                     batch => encoder.EncodeImages(Stack(batch, transform.Resolution), batch.Count), i => i.Id);
                 io.Error.WriteLine($"{count} image features written to {output}");
             }
@@ -181,9 +182,14 @@ public static class ExtractFeaturesCommand
             return data;
         }
 
-        int WriteFeatures<T>(string output, IEnumerable<T> records, string idKey, Func<IReadOnlyList<T>, float[]> encode, Func<T, long> id)
+        int WriteFeatures<T>(string what, string output, IEnumerable<T> records, string idKey, Func<IReadOnlyList<T>, float[]> encode, Func<T, long> id) =>
+            _progress.Run(what, 0, progress => WriteFeatures(output, records, idKey, encode, id, progress));
+
+        int WriteFeatures<T>(string output, IEnumerable<T> records, string idKey, Func<IReadOnlyList<T>, float[]> encode, Func<T, long> id,
+            IProgress<CliProgressUpdate> progress)
         {
             int count = 0;
+            var watch = System.Diagnostics.Stopwatch.StartNew();
             AtomicFile.Write(output, stream =>
             {
                 using var writer = new StreamWriter(stream, new System.Text.UTF8Encoding(false), 1 << 16, leaveOpen: true) { NewLine = "\n" };
@@ -194,6 +200,7 @@ public static class ExtractFeaturesCommand
                     for (int i = 0; i < batch.Length; i++)
                         writer.WriteLine(FeatureJsonl.FormatLine(idKey, id(batch[i]), features.AsSpan(i * dim, dim)));
                     count += batch.Length;
+                    progress.Report(new(count, Detail: $"{count / Math.Max(1e-9, watch.Elapsed.TotalSeconds):F1}/s"));
                 }
                 writer.Flush();
             });

@@ -44,14 +44,12 @@ public static class IndexBuildCommand
             void Reject(string problem)
             {
                 rejected++;
-                io.Error.WriteLine($"\ncnclip: error: {problem}");
+                io.Error.WriteLine($"cnclip: error: {problem}");
             }
             var sources = ImageSources.Open(r.GetValue(images)!, r.GetValue(texts)?.FullName, Reject);
             using var current = CollectionFiles.Exists(dir) ? CollectionVersion.Open(dir) : null;
-            var progress = new ProgressBar(io.Error, sources.Count);
-            var result = CollectionBuilder.Add(dir, Path.GetFileName(dir), embedder, sources, new BuildOptions { BatchSize = batch, Threads = t },
-                Reject, progress.Report, current);
-            progress.Done();
+            var result = CliProgress.For(io).Run("images", sources.Count, progress => CollectionBuilder.Add(dir, Path.GetFileName(dir), embedder,
+                sources, new BuildOptions { BatchSize = batch, Threads = t }, Reject, done => progress.Report(new(done)), current));
             var manifest = result.Manifest ?? current!.Manifest;
             io.Error.WriteLine($"{dir}: {result.Added} images added, {result.AlreadyThere} already there, {rejected} rejected; " +
                 $"{manifest.Count} images and {manifest.Texts} captions (version {manifest.Version})");
@@ -59,21 +57,4 @@ public static class IndexBuildCommand
         }));
         return command;
     }
-}
-
-/// <summary>A one-line progress bar on stderr, redrawn in place.</summary>
-sealed class ProgressBar(TextWriter writer, int total)
-{
-    readonly System.Diagnostics.Stopwatch _watch = System.Diagnostics.Stopwatch.StartNew();
-
-    public void Report(int done)
-    {
-        double share = total == 0 ? 1 : Math.Min(1, done / (double)total);
-        int filled = (int)(share * 30);
-        double rate = done / Math.Max(1e-9, _watch.Elapsed.TotalSeconds);
-        writer.Write($"\r[{new string('#', filled)}{new string('.', 30 - filled)}] {done}/{total} images, {rate:F1}/s ");
-        writer.Flush();
-    }
-
-    public void Done() => writer.WriteLine();
 }

@@ -55,7 +55,7 @@ public static class TrainCommand
             if (n < 1) throw new CliException($"--nproc {n}: must be at least 1");
             if (n == 1)
             {
-                new Trainer(options, io.Out).Run();
+                CliProgress.For(io).Run("train", 0, bar => new Trainer(options, io.Out) { OnProgress = p => bar.Report(Step(p)) }.Run());
                 return ExitCodes.Success;
             }
             int perRank = Math.Max(1, options.Threads / n);
@@ -69,4 +69,8 @@ public static class TrainCommand
         }));
         return command;
     }
+
+    /// <summary>The bar's report for a logged step: step/steps with the epoch, loss, samples/s and the trainer's ETA.</summary>
+    internal static CliProgressUpdate Step(TrainProgress p) =>
+        new(p.Step, p.Steps, $"epoch {p.Epoch}/{p.Epochs} loss {p.Loss:F4} {p.SamplesPerSecond:F1} samples/s ETA {(double.IsFinite(p.EtaSeconds) ? TimeSpan.FromSeconds(Math.Round(p.EtaSeconds)).ToString("g") : "?")}");
 }

@@ -36,7 +36,8 @@ public static class KnownDownloads
 
 public sealed class DownloadException(string message, Exception? inner = null) : Exception(message, inner);
 
-public sealed class Downloader(HttpClient http, TextWriter progress)
+/// <param name="bytes">told (bytes downloaded, total bytes when the server names it) after every chunk read</param>
+public sealed class Downloader(HttpClient http, TextWriter progress, IProgress<(long Done, long? Total)>? bytes = null)
 {
     /// <summary>Downloads to <c>DIR/FileName</c> (resuming a <c>.part</c> file), checks SHA-256 when known, and for
     /// archives unpacks into <c>DIR/Name</c>. Returns the final path. A download whose hash differs never becomes the
@@ -131,6 +132,7 @@ public sealed class Downloader(HttpClient http, TextWriter progress)
                 {
                     await output.WriteAsync(buffer.AsMemory(0, n), cancel);
                     done += n;
+                    bytes?.Report((done, total));
                     if (total is long t && t > 0 && (int)(100 * done / t) / 10 != lastPercent / 10)
                     {
                         lastPercent = (int)(100 * done / t);

@@ -47,7 +47,9 @@ public static class PrivateDataConverter
         }
     }
 
-    public static PrivateDataSummary Convert(string input, string outputDir, double[] fractions, int seed, long maxPixels = ImageTransform.DefaultMaxPixels)
+    /// <param name="progress">told (items checked, items) as each image or manifest item is read and checked</param>
+    public static PrivateDataSummary Convert(string input, string outputDir, double[] fractions, int seed, long maxPixels = ImageTransform.DefaultMaxPixels,
+        IProgress<(int Done, int Total)>? progress = null)
     {
         if (fractions.Length != 3 || fractions.Any(f => f < 0) || Math.Abs(fractions.Sum() - 1) > 1e-6)
             throw new ArgumentException($"--splits {string.Join(",", fractions)}: three non-negative fractions summing to 1 are required");
@@ -60,9 +62,10 @@ public static class PrivateDataConverter
         // Validate, hash and merge identical images; captions are kept in first-seen order without repeats.
         var transform = new ImageTransform(8, maxPixels);
         var byHash = new Dictionary<string, (byte[] Bytes, List<string> Captions, string FirstPath)>();
-        int duplicates = 0;
+        int duplicates = 0, checkedItems = 0;
         foreach (var item in items)
         {
+            progress?.Report((checkedItems++, items.Count));
             if (ReadImage(item.Path, out byte[] bytes) is { } unreadable) { rejects.Add(item.Rejected(unreadable)); continue; }
             if (bytes.Length == 0) { rejects.Add(item.Rejected("empty file")); continue; }
             try { transform.ToRgbBytes(bytes); }
@@ -78,6 +81,7 @@ public static class PrivateDataConverter
             }
             byHash[hash] = (bytes, captions.Distinct().ToList(), item.Path);
         }
+        progress?.Report((items.Count, items.Count));
 
         // Stable ids from content; the split is drawn per image from (seed, id), so adding images moves no others.
         var usedIds = new HashSet<long>();
