@@ -22,10 +22,19 @@ public sealed class TerminalSession : IDisposable
     }
 
     /// <summary>Types <paramref name="commandLine"/> and Enter.</summary>
+    /// <summary>Types a command line and Enter, and returns once the shell has started it: tmux delivers the keys
+    /// asynchronously, so right after send-keys the shell may have no child yet (CI once read that as "the command
+    /// ended" 0.5 s after typing).</summary>
     public void Type(string commandLine)
     {
         Tmux("send-keys", "-t", "main", "-l", commandLine);
         Tmux("send-keys", "-t", "main", "Enter");
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (Foreground().Count == 0)
+        {
+            if (DateTime.UtcNow > deadline) throw new InvalidOperationException($"the shell did not start '{commandLine}' within 30 s");
+            Thread.Sleep(100);
+        }
     }
 
     public void PressCtrlC() => Tmux("send-keys", "-t", "main", "C-c");
