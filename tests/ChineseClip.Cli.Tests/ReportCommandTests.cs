@@ -98,6 +98,22 @@ public partial class ReportCommandTests
     }
 
     [Fact]
+    public void A_resumed_run_s_repeated_steps_replace_the_earlier_ones()
+    {
+        string run = Run(10);
+        // The run stopped after step 10 and resumed from its step-6 checkpoint: steps 7-10 are logged again.
+        File.AppendAllLines(Path.Combine(run, "metrics.jsonl"), Enumerable.Range(7, 4).Select(step => string.Create(CultureInfo.InvariantCulture,
+            $$"""{"type":"train","step":{{step}},"epoch":1,"loss":{{9.0 / step}},"lr":{{step * 1e-5}}}""")).Prepend("""{"type":"resume","step":6,"epoch":0,"from":"x","world_size":1}"""));
+        string output = Path.Combine(run, "report.html");
+        Assert.Equal(0, CliRunner.Run("report", run, "--output", output).ExitCode);
+        var xs = Polyline().Matches(File.ReadAllText(output)).Single(m => m.Groups[1].Value == "loss").Groups[2].Value.Split(' ')
+            .Select(p => double.Parse(p.Split(',')[0], CultureInfo.InvariantCulture)).ToArray();
+        Assert.Equal(10, xs.Length);
+        Assert.True(xs.Zip(xs.Skip(1)).All(p => p.Second > p.First), "the curve goes back in steps");
+        Directory.Delete(run, true);
+    }
+
+    [Fact]
     public void A_folder_without_metrics_is_one_line_and_exit_code_2()
     {
         string empty = Directory.CreateTempSubdirectory("cnclip-report-empty").FullName;

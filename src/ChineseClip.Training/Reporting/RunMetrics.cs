@@ -1,6 +1,7 @@
 // A training run's curves as the trainer logs them in RUN_DIR/metrics.jsonl (TrainLog): train lines (step, loss, lr),
 // validation lines (step, mean recall, text->image R@1/5/10). A line that does not parse is named by file:line and
-// left out; the rest of the file is kept.
+// left out; the rest of the file is kept. A resumed run appends steps it had already logged before it stopped: the
+// later lines replace the earlier ones from that step on, so each curve is the history that led to the final weights.
 using System.Text.Json;
 
 namespace ChineseClip.Training.Reporting;
@@ -30,15 +31,17 @@ public sealed record RunMetrics(string Source, IReadOnlyList<CurvePoint> Loss, I
                 double step = e.GetProperty("step").GetDouble();
                 if (type == "train")
                 {
-                    loss.Add(new(step, e.GetProperty("loss").GetDouble()));
-                    lr.Add(new(step, e.GetProperty("lr").GetDouble()));
+                    double l = e.GetProperty("loss").GetDouble(), rate = e.GetProperty("lr").GetDouble();
+                    Append(loss, new(step, l));
+                    Append(lr, new(step, rate));
                 }
                 else if (type == "valid")
                 {
-                    mean.Add(new(step, e.GetProperty("mean_recall").GetDouble()));
                     var t2i = e.GetProperty("t2i");
-                    r1.Add(new(step, Recall(t2i, "R1")));
-                    r10.Add(new(step, Recall(t2i, "R10")));
+                    double m = e.GetProperty("mean_recall").GetDouble(), a = Recall(t2i, "R1"), b = Recall(t2i, "R10");
+                    Append(mean, new(step, m));
+                    Append(r1, new(step, a));
+                    Append(r10, new(step, b));
                 }
             }
             catch (Exception ex) when (ex is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
@@ -47,6 +50,13 @@ public sealed record RunMetrics(string Source, IReadOnlyList<CurvePoint> Loss, I
             }
         }
         return new RunMetrics(path, loss, lr, mean, r1, r10, problems);
+    }
+
+    static void Append(List<CurvePoint> curve, CurvePoint point)
+    {
+        // A step at or before the last one logged starts a resumed run's lines: they replace what they repeat.
+        while (curve.Count > 0 && curve[^1].X >= point.X) curve.RemoveAt(curve.Count - 1);
+        curve.Add(point);
     }
 
     // RetrievalMetrics is serialised with its property names (R1, R5, R10); accept snake or lower case too.
