@@ -1,6 +1,7 @@
 // IClipEncoder over the graphs `cnclip export-onnx` writes, run by ONNX Runtime. CPU by default; a GPU provider (CUDA,
 // TensorRT) is added through OnnxEncoderOptions.ConfigureSession with the matching ONNX Runtime GPU package.
 using System.Globalization;
+using System.Runtime.ExceptionServices;
 using ChineseClip.Model;
 using ChineseClip.Model.Inference;
 using ChineseClip.Onnx.Export;
@@ -50,11 +51,24 @@ public sealed class OnnxClipEncoder : IClipEncoder
         string imagePath = Path.Combine(folder, TowerGraphs.ImageFile), textPath = Path.Combine(folder, TowerGraphs.TextFile);
         if (!File.Exists(imagePath) && !File.Exists(textPath))
             throw new OnnxModelException($"{folder}: neither {TowerGraphs.ImageFile} nor {TowerGraphs.TextFile} is there (write them with cnclip export-onnx)");
-        InferenceSession? image = null, text = null;
+        // The two sessions are created side by side: each spends seconds optimising its graph on one core (3 s per
+        // ViT-B-16 tower here), so a process that opens both starts about that much sooner.
+        var opening = new[] { imagePath, textPath }
+            .Select(path => File.Exists(path) ? Task.Run(() => (InferenceSession?)Open(path, options)) : Task.FromResult<InferenceSession?>(null))
+            .ToArray();
         try
         {
-            image = File.Exists(imagePath) ? Open(imagePath, options) : null;
-            text = File.Exists(textPath) ? Open(textPath, options) : null;
+            Task.WaitAll(opening);
+        }
+        catch (AggregateException e)
+        {
+            foreach (var task in opening)
+                if (task.IsCompletedSuccessfully) task.Result?.Dispose();
+            ExceptionDispatchInfo.Throw(e.InnerExceptions[0]);
+        }
+        InferenceSession? image = opening[0].Result, text = opening[1].Result;
+        try
+        {
             var imageMeta = image?.ModelMetadata.CustomMetadataMap;
             var textMeta = text?.ModelMetadata.CustomMetadataMap;
             if (imageMeta is not null && textMeta is not null)
