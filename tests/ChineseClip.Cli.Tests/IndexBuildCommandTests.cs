@@ -56,7 +56,7 @@ public class IndexBuildCommandTests
     {
         string data = ExtractFeaturesCommandTests.DataDir(), tsv = Path.Combine(data, "test_imgs.tsv");
         string viaTorch = Path.Combine(data, "torch"), viaOnnx = Path.Combine(data, "onnx"), export = Path.Combine(data, "export");
-        Assert.Equal(0, CliRunner.Run(BuildArgs(tsv, viaTorch)).ExitCode);
+        Assert.Equal(0, CliRunner.Run(BuildArgs(tsv, viaTorch, "--backend", "torch")).ExitCode);
         var exported = CliRunner.Run("export-onnx", "--checkpoint", ExtractFeaturesCommandTests.Fixture("parity.pt"), "--arch",
             ExtractFeaturesCommandTests.Fixture("arch.json"), "--vocab", SharedFiles.Path("reference", "vocab.txt"), "--output", export);
         Assert.True(exported.ExitCode == 0, exported.Error);
