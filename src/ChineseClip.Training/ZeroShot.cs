@@ -8,8 +8,8 @@ namespace ChineseClip.Training;
 
 public static class ZeroShot
 {
-    /// <summary>Our default Chinese prompts; `{}` is replaced by the class name.</summary>
-    public static readonly string[] DefaultTemplates = PromptTemplates.Chinese;
+    /// <summary>The official zero-shot prompts; `{}` is replaced by the class name.</summary>
+    public static IReadOnlyList<string> DefaultTemplates => PromptTemplates.Official;
 
     /// <summary>[classes, embed] normalised class vectors.</summary>
     public static Tensor ClassVectors(ClipModel model, ClipTokenizer tokenizer, IReadOnlyList<string> classes, IReadOnlyList<string> templates, int contextLength)

@@ -40,6 +40,21 @@ public class ZeroShotCommandTests
     }
 
     [Fact]
+    public void A_templates_file_line_without_a_placeholder_is_named_by_file_and_line()
+    {
+        string dir = Directory.CreateTempSubdirectory("cnclip-zeroshot").FullName;
+        Directory.CreateDirectory(Path.Combine(dir, "data", "a"));
+        Directory.CreateDirectory(Path.Combine(dir, "data", "b"));
+        string templates = Path.Combine(dir, "templates.txt");
+        File.WriteAllLines(templates, ["一张{}的照片", "一张照片"]);
+        var r = CliRunner.Run("zero-shot", "--checkpoint", Fixture("parity.pt"), "--arch", Fixture("arch.json"),
+            "--vocab", SharedFiles.Path("reference", "vocab.txt"), "--data-dir", Path.Combine(dir, "data"), "--templates", templates);
+        Assert.NotEqual(ExitCodes.Success, r.ExitCode);
+        Assert.Equal($"cnclip: error: {templates}:2: a template needs {{}} where the class name goes", r.Error.Trim());
+        Directory.Delete(dir, true);
+    }
+
+    [Fact]
     public void A_class_vector_is_the_renormalised_mean_of_its_normalised_prompt_embeddings()
     {
         using var model = ClipModel.Load(Architectures.Resolve(Fixture("arch.json")), Fixture("parity.pt"));

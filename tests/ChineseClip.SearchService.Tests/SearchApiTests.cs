@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using ChineseClip.Data.Formats;
+using ChineseClip.Model.Text;
 
 namespace ChineseClip.SearchService.Tests;
 
@@ -136,7 +137,28 @@ public class SearchApiTests(SearchApiFixture fixture) : IClassFixture<SearchApiF
         Assert.Equal(3, labels.Count);
         Assert.Equal(1.0, labels.Sum(l => l.GetProperty("probability").GetDouble()), 6);
         Assert.True(labels[0].GetProperty("probability").GetDouble() >= labels[2].GetProperty("probability").GetDouble());
-        Assert.Equal(8, answer.GetProperty("templates").GetInt32());
+        Assert.Equal(183, answer.GetProperty("templates").GetInt32());
+
+        // The default is the official set: giving it explicitly answers the same, and so does a second (cached) request.
+        var again = await Json.ReadAsync(await Json.PostAsync(Http, "/v1/classify", new { image = Convert.ToBase64String(Tiny.Image(1001)), labels = new[] { "狗", "城市", "鞋" } }));
+        var explicitly = await Json.ReadAsync(await Json.PostAsync(Http, "/v1/classify",
+            new { image = Convert.ToBase64String(Tiny.Image(1001)), labels = new[] { "狗", "城市", "鞋" }, templates = PromptTemplates.Official }));
+        foreach (var other in new[] { again, explicitly })
+        {
+            var otherLabels = other.GetProperty("labels").EnumerateArray().ToList();
+            for (int i = 0; i < 3; i++)
+            {
+                Assert.Equal(labels[i].GetProperty("label").GetString(), otherLabels[i].GetProperty("label").GetString());
+                Assert.Equal(labels[i].GetProperty("probability").GetDouble(), otherLabels[i].GetProperty("probability").GetDouble(), 6);
+            }
+        }
+
+        // Other templates give other class vectors, so other probabilities.
+        var one = await Json.ReadAsync(await Json.PostAsync(Http, "/v1/classify",
+            new { image = Convert.ToBase64String(Tiny.Image(1001)), labels = new[] { "狗", "城市", "鞋" }, templates = new[] { "一张{}的照片" } }));
+        Assert.Equal(1, one.GetProperty("templates").GetInt32());
+        Assert.NotEqual(labels.First(l => l.GetProperty("label").GetString() == "狗").GetProperty("probability").GetDouble(),
+            one.GetProperty("labels").EnumerateArray().First(l => l.GetProperty("label").GetString() == "狗").GetProperty("probability").GetDouble(), 9);
     }
 
     public static TheoryData<string, string, int, string> BadRequests => new()
@@ -155,6 +177,9 @@ public class SearchApiTests(SearchApiFixture fixture) : IClassFixture<SearchApiF
         { "/v1/search", "{\"collection\": \"tiny\", \"image\": \"" + new string('A', 3_000_000) + "\"}", 413, "larger than 2000000 bytes" },
         { "/v1/embed", """{}""", 400, "give texts and/or images" },
         { "/v1/classify", """{"image": "AAAA"}""", 400, "labels" },
+        { "/v1/classify", """{"image": "AAAA", "labels": ["狗"], "templates": ["{}的照片", "一张照片"]}""", 400, "templates[1]: needs {}" },
+        { "/v1/classify", """{"image": "AAAA", "labels": ["狗"], "templates": [null]}""", 400, "templates[0]: needs {}" },
+        { "/v1/classify", "{\"image\": \"AAAA\", \"labels\": [" + string.Join(", ", Enumerable.Repeat("\"狗\"", 51)) + "]}", 400, "labels x templates: at most 9150 prompts" },
         { "/v1/collections/nope/items", """{"items": []}""", 404, "collection 'nope'" },
     };
 

@@ -17,7 +17,7 @@ public static class ZeroShotCommand
         var arch = new Option<string>("--arch") { Description = "VISION@TEXT or a merged architecture .json", Required = true };
         var vocab = new Option<FileInfo>("--vocab") { Description = "vocab.txt of the text tower", Required = true };
         var dataDir = new Option<DirectoryInfo>("--data-dir") { Description = "one sub-folder per class (the folder name is the class name) holding its images", Required = true };
-        var templates = new Option<FileInfo?>("--templates") { Description = "prompt templates, one per line with {} for the class name (default: built-in Chinese prompts)" };
+        var templates = new Option<FileInfo?>("--templates") { Description = "prompt templates, one per line with {} for the class name (default: the official zero-shot set, 183 Chinese prompts)" };
         var batchSize = new Option<int>("--batch-size") { Description = "images per forward pass", DefaultValueFactory = _ => 64 };
         var output = new Option<FileInfo?>("--output") { Description = "also write per-image predictions (JSONL)" };
         var command = new Command("zero-shot", "Zero-shot classification of a folder-per-class image set.")
@@ -30,10 +30,15 @@ public static class ZeroShotCommand
             if (!dir.Exists) throw new CliException($"{dir.FullName}: data folder not found");
             var classes = dir.GetDirectories().Select(d => d.Name).Order(StringComparer.Ordinal).ToList();
             if (classes.Count < 2) throw new CliException($"{dir.FullName}: needs at least two class sub-folders, found {classes.Count}");
-            string[] prompts = r.GetValue(templates) is { } t
-                ? File.ReadAllLines(t.FullName).Where(l => l.Trim().Length > 0).ToArray()
-                : ZeroShot.DefaultTemplates;
-            if (prompts.Length == 0 || prompts.Any(p => !p.Contains("{}"))) throw new CliException("every template needs {} where the class name goes");
+            IReadOnlyList<string> prompts;
+            try
+            {
+                prompts = r.GetValue(templates) is { } t ? PromptTemplates.Parse(File.ReadLines(t.FullName), t.FullName) : ZeroShot.DefaultTemplates;
+            }
+            catch (Exception e) when (e is FormatException or IOException)
+            {
+                throw new CliException(e.Message);
+            }
             int batch = r.GetValue(batchSize);
             if (batch < 1) throw new CliException($"--batch-size {batch}: must be at least 1");
 

@@ -19,6 +19,8 @@ public static class SearchApi
     public const int MaxK = 1000;
     /// <summary>Inputs one /v1/embed or /v1/classify request may carry.</summary>
     public const int MaxInputs = 256;
+    /// <summary>labels x templates of one /v1/classify (the official template set allows 50 labels).</summary>
+    public const int MaxPrompts = 183 * 50;
 
     static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
@@ -67,29 +69,24 @@ public static class SearchApi
             var request = await Read<ClassifyRequest>(http);
             if (request.Image is null) throw new ApiException(400, "image: missing");
             if (request.Labels is not { Length: > 0 } labels) throw new ApiException(400, "labels: give at least one label");
-            string[] templates = request.Templates is { Length: > 0 } t ? t : PromptTemplates.Chinese;
-            if (labels.Length * templates.Length > MaxInputs * 8) throw new ApiException(400, $"labels x templates: at most {MaxInputs * 8} prompts");
+            IReadOnlyList<string> templates = request.Templates is { Length: > 0 } t ? t : PromptTemplates.Official;
+            for (int i = 0; i < templates.Count; i++)
+                if (templates[i] is null || !templates[i].Contains("{}")) throw new ApiException(400, $"templates[{i}]: needs {{}} where the label goes");
+            if (labels.Length * templates.Count > MaxPrompts) throw new ApiException(400, $"labels x templates: at most {MaxPrompts} prompts");
+            for (int l = 0; l < labels.Length; l++) NonEmpty(labels[l], $"labels[{l}]");
             var version = ModelCollection(collections, request.Collection);
             var host = hosts.Get(version.Manifest.Model);
             float[] image = await host.Images.EmbedAsync(Pixels(host, DecodeBase64(request.Image, "image"), "image"));
-            var logits = new double[labels.Length];
-            for (int l = 0; l < labels.Length; l++)
-            {
-                string label = NonEmpty(labels[l], $"labels[{l}]");
-                var prompts = await Task.WhenAll(templates.Select(x => host.Texts.EmbedAsync(x.Replace("{}", label))));
-                // The class vector: the mean of the normalised prompt embeddings, normalised again (as zero-shot does).
-                var mean = new double[image.Length];
-                foreach (float[] p in prompts) for (int i = 0; i < mean.Length; i++) mean[i] += p[i];
-                double norm = Math.Sqrt(mean.Sum(x => x * x));
-                logits[l] = 100 * mean.Select((x, i) => x / norm * image[i]).Sum();
-            }
+            var classes = await Task.WhenAll(labels.Select(label => host.ClassVectorAsync(label, templates)));
+            // Zero-shot logits: 100 x the cosine of the image and each class vector, as the official evaluation scales them.
+            double[] logits = classes.Select(c => 100.0 * c.Select((x, i) => (double)x * image[i]).Sum()).ToArray();
             double max = logits.Max();
             double[] exp = logits.Select(x => Math.Exp(x - max)).ToArray();
             double sum = exp.Sum();
             return Results.Json(new
             {
                 labels = labels.Select((label, i) => new { label, probability = exp[i] / sum }).OrderByDescending(x => x.probability),
-                templates = templates.Length, model = ModelOf(version),
+                templates = templates.Count, model = ModelOf(version),
             }, Json);
         });
         app.MapPost("/v1/collections/{name}/items", async (string name, HttpContext http, ServedCollections collections, ModelHosts hosts) =>

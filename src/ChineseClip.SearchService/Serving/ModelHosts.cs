@@ -1,5 +1,6 @@
 // The loaded models, one per distinct ModelInfo (checkpoint SHA-256, arch, vocab, context length), each with a batcher
 // per tower. Collections embedded with the same model share it.
+using System.Collections.Concurrent;
 using ChineseClip.Search;
 using ChineseClip.SearchService.Extensions;
 
@@ -19,6 +20,35 @@ public sealed class ModelHost : IDisposable
     public TowerBatcher<string> Texts { get; }
     /// <summary>Takes decoded pixels (ClipEmbedder.Pixels, done on the request's thread, so a bad image fails alone).</summary>
     public TowerBatcher<float[]> Images { get; }
+
+    // Class vectors of /v1/classify by label and template set: the official set is 183 prompts per label, seconds of
+    // text encoding on a CPU, and clients ask about the same labels again and again.
+    const int MaxClassVectors = 4096;
+    readonly ConcurrentDictionary<(string Label, string Templates), Task<float[]>> _classVectors = new();
+
+    /// <summary>Zero-shot class vector of <paramref name="label"/>: the mean of its normalised prompt embeddings
+    /// (each template's {} replaced by the label), normalised again, as the official zero-shot evaluation builds it.
+    /// Cached per model; a failed computation is not kept.</summary>
+    public Task<float[]> ClassVectorAsync(string label, IReadOnlyList<string> templates)
+    {
+        var key = (label, string.Join('\n', templates));
+        if (_classVectors.TryGetValue(key, out var cached)) return cached;
+        if (_classVectors.Count >= MaxClassVectors) _classVectors.Clear();
+        var computed = _classVectors.GetOrAdd(key, _ => ComputeClassVector(label, templates));
+        computed.ContinueWith(t => _classVectors.TryRemove(new KeyValuePair<(string, string), Task<float[]>>(key, t)),
+            TaskContinuationOptions.NotOnRanToCompletion);
+        return computed;
+    }
+
+    async Task<float[]> ComputeClassVector(string label, IReadOnlyList<string> templates)
+    {
+        var prompts = await Task.WhenAll(templates.Select(x => Texts.EmbedAsync(x.Replace("{}", label))));
+        var mean = new double[Embedder.Dimension];
+        foreach (float[] p in prompts)
+            for (int i = 0; i < mean.Length; i++) mean[i] += p[i];
+        double norm = Math.Sqrt(mean.Sum(x => x * x));
+        return mean.Select(x => (float)(x / norm)).ToArray();
+    }
 
     public void Dispose()
     {
