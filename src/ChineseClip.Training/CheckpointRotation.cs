@@ -61,6 +61,22 @@ sealed class CheckpointRotation(TrainOptions options, TextWriter log, ICollectiv
         if (isBest) CopyAtomically(layout.Best);
     }
 
+    /// <summary>Sets the CPU generator to this rank's state from a checkpoint's extras (each rank's when the checkpoint
+    /// was written by as many ranks, else the single state of a one-rank run); false when there is none to use.</summary>
+    internal static bool RestoreGenerator(IReadOnlyDictionary<string, object?> extra, int rank, int worldSize)
+    {
+        Tensor? state = extra.TryGetValue(RankRngStatesKey, out object? ranks) && ranks is Tensor states && states.shape[0] == worldSize
+            ? states[rank]
+            : extra.TryGetValue(RngStateKey, out object? rng) && rng is Tensor single && worldSize == 1 ? single.alias() : null;
+        if (state is null) return false;
+        // A copy of its own: the loaded states are views into the checkpoint's storage, and libtorch 2.10 through
+        // TorchSharp crashes the process on a view at an offset (rank 1's row: SIGSEGV or "Invalid mt19937 state").
+        using (state)
+        using (var own = state.clone())
+            torch.set_rng_state(own);
+        return true;
+    }
+
     public (int Epoch, int Step, double Best) Resume(ClipModel model, AdamW optimizer, int stepsPerEpoch)
     {
         string path = options.Resume!;
@@ -89,10 +105,7 @@ sealed class CheckpointRotation(TrainOptions options, TextWriter log, ICollectiv
         if (offset < 0 || offset > stepsPerEpoch)
             throw new InvalidDataException($"{path}: epoch {epoch}, step {step} does not fit {stepsPerEpoch} steps per epoch " +
                 "(another dataset or batch size?); set reset_data_offset to start at epoch 0");
-        if (checkpoint.Extra.TryGetValue(RankRngStatesKey, out object? ranks) && ranks is Tensor states && states.shape[0] == group.WorldSize)
-            torch.set_rng_state(states[group.Rank]);
-        else if (checkpoint.Extra.TryGetValue(RngStateKey, out object? rng) && rng is Tensor rngState && group.WorldSize == 1)
-            torch.set_rng_state(rngState);
+        RestoreGenerator(checkpoint.Extra, group.Rank, group.WorldSize);
         double best = checkpoint.Extra.TryGetValue(BestKey, out object? b) && b is double d ? d : double.NegativeInfinity;
         log.WriteLine($"resuming from {path}: epoch {epoch + 1}, global step {step} ({offset} of {stepsPerEpoch} steps of the epoch done)");
         return (epoch, step, best);
