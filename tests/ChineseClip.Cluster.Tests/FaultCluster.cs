@@ -16,6 +16,7 @@ public sealed class FaultCluster : IDisposable
     readonly Dictionary<string, Func<ProcessStartInfo>> _recipes = [];
     readonly Dictionary<string, Process> _running = [];
     readonly List<ProcessTree.Seen> _started = [];
+    readonly HashSet<int> _stoppedOnPurpose = [];
     readonly object _lock = new();
 
     public string Root { get; }
@@ -106,7 +107,11 @@ public sealed class FaultCluster : IDisposable
     public int Kill(string name)
     {
         Process process;
-        lock (_lock) process = _running[name];
+        lock (_lock)
+        {
+            process = _running[name];
+            _stoppedOnPurpose.Add(process.Id);
+        }
         Signal(name, SigKill);
         process.WaitForExit();
         return process.Id;
@@ -116,10 +121,27 @@ public sealed class FaultCluster : IDisposable
     public bool Terminate(string name)
     {
         Process process;
-        lock (_lock) process = _running[name];
+        lock (_lock)
+        {
+            process = _running[name];
+            _stoppedOnPurpose.Add(process.Id);
+        }
         if (process.HasExited) return true;
         Signal(name, SigTerm);
         return process.WaitForExit(TimeSpan.FromMinutes(1));
+    }
+
+    /// <summary>The services whose current process ended without this cluster stopping it (a crash), each with its exit
+    /// code and the end of its log: nothing restarts them, so a fault series must not wait for them.</summary>
+    public IReadOnlyList<string> Crashed()
+    {
+        lock (_lock)
+            return _running.Where(kv => kv.Value.HasExited && !_stoppedOnPurpose.Contains(kv.Value.Id)).Select(kv =>
+            {
+                string log = Path.Combine(ClusterFixture.LogDirectory, $"fault-{kv.Key}.log");
+                var tail = File.Exists(log) ? File.ReadLines(log).Where(l => !l.TrimStart().StartsWith("at ", StringComparison.Ordinal)).TakeLast(6) : [];
+                return $"{kv.Key} (pid {kv.Value.Id}) ended by itself with exit code {kv.Value.ExitCode}; the end of {log}:\n  " + string.Join("\n  ", tail);
+            }).ToList();
     }
 
     /// <summary>Every process this cluster started that still runs (or is stopped): after <see cref="StopAll"/>, none.</summary>

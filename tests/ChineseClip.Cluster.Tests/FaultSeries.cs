@@ -128,6 +128,7 @@ public sealed class FaultSeries(FaultSeriesSettings settings, Action<string> out
         foreach (string old in Directory.GetFiles(ClusterFixture.LogDirectory, "fault-*.log")) File.Delete(old);
         using var cluster = new FaultCluster(root, settings.Redis, settings.Workers, settings.RingTimeout, settings.PairsPerShard);
         _redisPort = cluster.RedisPort;
+        _cluster = cluster;
         try
         {
             cluster.StartAll();
@@ -156,8 +157,16 @@ public sealed class FaultSeries(FaultSeriesSettings settings, Action<string> out
                 var resumes = StageChecks.AssertEveryStepOnce(f);
                 // The sampler order: every step trained (also those redone after a resume) has the reference's loss at that step.
                 var referenceLoss = Losses(r).GroupBy(l => l.Step).ToDictionary(g => g.Key, g => g.Last().Loss);
+                var differing = new List<string>();
                 foreach (var (step, loss) in Losses(f))
-                    worstLoss = Math.Max(worstLoss, Math.Abs(loss - referenceLoss[step]));
+                {
+                    double difference = Math.Abs(loss - referenceLoss[step]);
+                    worstLoss = Math.Max(worstLoss, difference);
+                    if (difference > settings.LossTolerance) differing.Add($"{step}: {loss:F4} against {referenceLoss[step]:F4}");
+                }
+                if (differing.Count > 0)
+                    Log($"stage {f.Name}: {differing.Count} logged step(s) with another loss than the reference's; the first: {string.Join("; ", differing.Take(6))}");
+                Log($"stage {f.Name}: largest loss difference per stretch of steps: {string.Join("; ", Stretches(f, referenceLoss))}");
                 var weights = new[] { WorstDifference(f.LastCheckpoint, r.LastCheckpoint), WorstDifference(f.BestCheckpoint, r.BestCheckpoint) }.MaxBy(d => d.Scaled);
                 worstWeight = Math.Max(worstWeight, weights.Scaled);
                 Log($"stage {f.Name}: {f.Progress.Steps} steps each once ({resumes.Count} resume(s)"
@@ -181,6 +190,37 @@ public sealed class FaultSeries(FaultSeriesSettings settings, Action<string> out
             foreach (string line in FaultLog) output(line);
             throw;
         }
+    }
+
+    /// <summary>The largest loss difference to the reference in each stretch of training between two resumes, with the
+    /// world size of the stretch: where a difference appears, and whether it grows.</summary>
+    static List<string> Stretches(StageStatus stage, Dictionary<int, double> referenceLoss)
+    {
+        var stretches = new List<string>();
+        string current = "from the start";
+        double worst = 0;
+        int steps = 0;
+        void Close()
+        {
+            if (steps > 0) stretches.Add($"{current}, {steps} steps: {worst:E1}");
+            (worst, steps) = (0, 0);
+        }
+        foreach (var m in StageChecks.Metrics(stage))
+        {
+            string type = m.GetProperty("type").GetString()!;
+            if (type == "resume")
+            {
+                Close();
+                current = $"after step {m.GetProperty("step")} on {m.GetProperty("world_size")}";
+            }
+            else if (type == "train")
+            {
+                worst = Math.Max(worst, Math.Abs(m.GetProperty("loss").GetDouble() - referenceLoss[m.GetProperty("step").GetInt32()]));
+                steps++;
+            }
+        }
+        Close();
+        return stretches;
     }
 
     static List<(int Step, double Loss)> Losses(StageStatus stage) => StageChecks.Metrics(stage)
@@ -252,6 +292,8 @@ public sealed class FaultSeries(FaultSeriesSettings settings, Action<string> out
                 var status = await Retry(async () => await client.GetScheduleAsync(new GetScheduleRequest { Id = id }));
                 if (status.State is RunState.Succeeded or RunState.Failed or RunState.Cancelled) return status;
                 Assert.True(DateTime.UtcNow < deadline, $"schedule {id} did not end within 30 minutes\n{string.Join("\n", FaultLog)}");
+                if (cluster.Crashed() is { Count: > 0 } crashed)
+                    Assert.Fail($"schedule {id}: {string.Join("\n", crashed)}\n{string.Join("\n", FaultLog)}");
                 if (queue.Count > 0 && GlobalStep(status) >= queue.Peek().AtStep)
                 {
                     await Inject(queue.Dequeue(), status, cluster, client, id);
@@ -378,12 +420,16 @@ public sealed class FaultSeries(FaultSeriesSettings settings, Action<string> out
     }
 
     int _redisPort;
+    FaultCluster? _cluster;
 
     async Task Until(string what, Func<Task<bool>> condition)
     {
         var deadline = DateTime.UtcNow + ClusterFixture.Patience;
         while (!await Retry(condition))
         {
+            // A process that crashed is not restarted by anyone: say so now rather than wait out the patience.
+            if (_cluster?.Crashed() is { Count: > 0 } crashed)
+                Assert.Fail($"{what}: {string.Join("\n", crashed)}\n{string.Join("\n", FaultLog)}");
             if (DateTime.UtcNow >= deadline)
                 Assert.Fail($"{what}: not within {ClusterFixture.Patience.TotalMinutes} minutes\n{string.Join("\n", FaultLog)}\n{await QueueState()}");
             await Task.Delay(300);

@@ -2,24 +2,28 @@ using System.Diagnostics;
 using System.Text.Json;
 using ChineseClip.Cli;
 using ChineseClip.Cli.Tests.Cluster;
+using ChineseClip.Search;
 using Xunit.Abstractions;
 
 namespace ChineseClip.SearchService.Tests;
 
 /// <summary>`cnclip bench serve --deploy`: text searches from several clients while a deploy re-embeds the collection
-/// and swaps the new version in. Short in CI; tests/Benchmarks/serve-during-deploy.sh runs it for 60 s
-/// (CNCLIP_SERVE_SECONDS) and prints the JSON line with the service process's memory at the start and the end.</summary>
+/// and swaps the new version in. Short in CI (the fixture's six images, 8 clients, 6 s); tests/Benchmarks/
+/// serve-during-deploy.sh sets CNCLIP_SERVE_SECONDS, CNCLIP_SERVE_CLIENTS and CNCLIP_SERVE_ITEMS (a collection of that
+/// many small generated JPEGs) and prints the JSON line with the process's memory at the start and the end.</summary>
 public class LoadDuringDeployTests(ITestOutputHelper output)
 {
     [Fact]
     public async Task Searches_during_a_deploy_all_succeed_and_the_new_version_serves_afterwards()
     {
         double seconds = double.TryParse(Environment.GetEnvironmentVariable("CNCLIP_SERVE_SECONDS"), System.Globalization.CultureInfo.InvariantCulture, out double s) ? s : 6;
+        int clients = int.TryParse(Environment.GetEnvironmentVariable("CNCLIP_SERVE_CLIENTS"), out int c) ? c : 8;
+        int items = int.TryParse(Environment.GetEnvironmentVariable("CNCLIP_SERVE_ITEMS"), out int n) ? n : 0;
         string checkpoint = Path.Combine(Directory.CreateTempSubdirectory("deploy-load").FullName, "best.pt");
         File.Copy(Tiny.Fixture("parity.pt"), checkpoint);
         var coordinator = new FakeCoordinator { Answer = WriteApiTests.Finished("sched-load", checkpoint) };
         await using var host = await CoordinatorHost.StartAsync(coordinator);
-        string root = Tiny.Collections("tiny");
+        string root = items > 0 ? GeneratedCollection(items) : Tiny.Collections("tiny");
         try
         {
             await using var service = await InProcessService.StartAsync($"--Search:Directory={root}", $"--Search:Coordinator={host.Address}");
@@ -27,7 +31,7 @@ public class LoadDuringDeployTests(ITestOutputHelper output)
             var stdout = new StringWriter();
             var stderr = new StringWriter();
             int code = await Task.Run(() => CliApp.Run(
-                ["bench", "serve", "--url", service.Address, "--collection", "tiny", "--concurrency", "8",
+                ["bench", "serve", "--url", service.Address, "--collection", "tiny", "--concurrency", $"{clients}",
                  "--seconds", seconds.ToString(System.Globalization.CultureInfo.InvariantCulture), "--deploy", "sched-load"],
                 new CliIO(TextReader.Null, stdout, stderr)));
             long rssAfter = Rss();
@@ -49,6 +53,34 @@ public class LoadDuringDeployTests(ITestOutputHelper output)
             Assert.Equal("sched-load", after.GetProperty("model").GetProperty("schedule").GetString());
         }
         finally { Directory.Delete(root, true); }
+    }
+
+    /// <summary>A folder with collection "tiny" of <paramref name="count"/> items: 64 x 48 JPEGs (256 different noise
+    /// patterns, repeated under new ids) in a tsv, embedded with the fixture model.</summary>
+    string GeneratedCollection(int count)
+    {
+        string root = Directory.CreateTempSubdirectory("search-service").FullName, tsv = Path.Combine(root, "generated_imgs.tsv");
+        var random = new Random(14);
+        var jpegs = Enumerable.Range(0, 256).Select(_ =>
+        {
+            using var image = new SixLabors.ImageSharp.Image<SixLabors.ImageSharp.PixelFormats.Rgb24>(64, 48);
+            image.ProcessPixelRows(rows =>
+            {
+                for (int y = 0; y < rows.Height; y++)
+                    foreach (ref var p in rows.GetRowSpan(y)) p = new((byte)random.Next(256), (byte)random.Next(256), (byte)random.Next(256));
+            });
+            using var buffer = new MemoryStream();
+            SixLabors.ImageSharp.ImageExtensions.SaveAsJpeg(image, buffer);
+            return Convert.ToBase64String(buffer.ToArray()).Replace('+', '-').Replace('/', '_');
+        }).ToArray();
+        using (var writer = new StreamWriter(tsv))
+            for (int i = 0; i < count; i++) writer.Write($"{i + 1}\t{jpegs[i % jpegs.Length]}\n");
+        var clock = Stopwatch.StartNew();
+        using var embedder = ClipEmbedder.Load(Tiny.Model());
+        CollectionBuilder.Add(Path.Combine(root, "tiny"), "tiny", embedder, ImageSources.Open(tsv, null, _ => { }),
+            new BuildOptions { Threads = 2 }, e => throw new InvalidOperationException(e));
+        output.WriteLine(JsonSerializer.Serialize(new { collection_items = count, build_s = Math.Round(clock.Elapsed.TotalSeconds, 1) }));
+        return root;
     }
 
     static long Rss()
