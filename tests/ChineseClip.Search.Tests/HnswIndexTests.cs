@@ -39,10 +39,14 @@ public class HnswIndexTests
         Assert.True(first >= 195, $"{first} of 200 vectors found themselves first");
     }
 
+    // Recall counts a found item as a true neighbour when its exact score is within the quantization's rounding
+    // of the 10th best: clustered vectors have near-ties that bf16 or i8 cannot order, and which of them the index
+    // returns changes from run to run with the order of the parallel adds (plain recall@10 of bf16 ranged
+    // 0.89-0.95 over runs of this test, and a clean-clone CI run failed at 0.892; counted this way it was 0.96-0.97).
     [Theory]
-    [InlineData("bf16", 0.9)]
-    [InlineData("i8", 0.7)]
-    public void A_quantized_index_saves_loads_and_finds_the_exact_neighbours(string quantization, double minimumRecall)
+    [InlineData("bf16", 0.005, 0.9)]
+    [InlineData("i8", 0.02, 0.9)]
+    public void A_quantized_index_saves_loads_and_finds_the_exact_neighbours(string quantization, double tolerance, double minimumRecall)
     {
         var rows = Clustered(3000, 64, 30, seed: 5);
         var queries = Clustered(50, 64, 30, seed: 6);
@@ -59,14 +63,15 @@ public class HnswIndexTests
             double recall = 0;
             foreach (var q in queries)
             {
-                var truth = rows.Select((r, i) => (Score: r.Zip(q, (a, b) => a * b).Sum(), Key: (long)i))
-                    .OrderByDescending(x => x.Score).Take(10).Select(x => x.Key);
+                float[] exact = rows.Select(r => r.Zip(q, (a, b) => a * b).Sum()).ToArray();
+                float tenth = exact.OrderByDescending(x => x).ElementAt(9);
                 var (found, scores) = index.Search(q, 10);
                 Assert.Equal(10, found.Length);
+                Assert.Equal(10, found.Distinct().Count());
                 Assert.All(scores, s => Assert.InRange(s, -1.05f, 1.05f));
-                recall += found.Intersect(truth).Count() / 10.0;
+                recall += found.Count(k => exact[k] >= tenth - tolerance) / 10.0;
             }
-            Assert.True(recall / queries.Length >= minimumRecall, $"{quantization}: recall@10 {recall / queries.Length:F3}");
+            Assert.True(recall / queries.Length >= minimumRecall, $"{quantization}: recall@10 {recall / queries.Length:F3} within {tolerance} of the 10th best score");
         }
         finally { File.Delete(path); }
     }
