@@ -24,10 +24,12 @@ public static class TrainArguments
         ["skip_aggregate"] = ArgumentKind.Boolean, ["clip_weight_path"] = ArgumentKind.Text, ["bert_weight_path"] = ArgumentKind.Text,
         ["distillation"] = ArgumentKind.Boolean, ["teacher_model_name"] = ArgumentKind.Text, ["kd_loss_weight"] = ArgumentKind.Number,
         ["device"] = ArgumentKind.Text, ["precision"] = ArgumentKind.Text, ["tf32"] = ArgumentKind.Boolean, ["sdpa_backend"] = ArgumentKind.Text,
+        ["ranks_per_worker"] = ArgumentKind.Integer,
     };
 
-    /// <summary>Arguments the coordinator sets from the stage itself; a schedule may not set them as hyperparameters.</summary>
-    public static readonly IReadOnlySet<string> FromStage = new HashSet<string> { "train_data", "val_data", "train_shards", "arch", "vocab", "resume", "logs", "name" };
+    /// <summary>Arguments the coordinator sets from the stage itself (ranks_per_worker: from the workers it has); a
+    /// schedule may not set them as hyperparameters.</summary>
+    public static readonly IReadOnlySet<string> FromStage = new HashSet<string> { "train_data", "val_data", "train_shards", "arch", "vocab", "resume", "logs", "name", "ranks_per_worker" };
 
     /// <summary>Parses a hyperparameter given as text into a JSON literal of its kind, or says why it cannot.</summary>
     public static bool TryToJson(string name, string text, out string json, out string why)

@@ -74,6 +74,11 @@ public sealed record TrainOptions
     public int SaveStepFrequency { get; init; }
     /// <summary>Batches per optimiser step (the official feature cache); the step sees batch_size x accum_freq pairs.</summary>
     public int AccumFreq { get; init; } = 1;
+    /// <summary>Not an official argument: this process computes that many ranks of a data-parallel run with that many
+    /// times its world size, one after another (see TrainStep.RunAsRanks), so that its steps are that run's. The
+    /// coordinator sets it when a stage goes on with fewer workers than it started on; batch_size is then the worker's
+    /// whole share, and the k ranks share one random generator (dropout and FLIP masks differ from the larger run's).</summary>
+    public int RanksPerWorker { get; init; } = 1;
     /// <summary>Train the text tower only: image tower weights and BatchNorm statistics stay as loaded.</summary>
     public bool FreezeVision { get; init; }
     /// <summary>Recompute transformer activations in the backward pass: less memory, about one more forward per step.</summary>
@@ -208,6 +213,9 @@ public sealed record TrainOptions
         Check(Threads >= 1, "threads", "must be at least 1");
         Check(LogInterval >= 1, "log_interval", "must be at least 1");
         Check(AccumFreq >= 1, "accum_freq", "must be at least 1");
+        Check(RanksPerWorker >= 1, "ranks_per_worker", "must be at least 1");
+        Check(BatchSize % RanksPerWorker == 0, "ranks_per_worker", $"{RanksPerWorker} does not divide batch_size {BatchSize}");
+        Check(RanksPerWorker == 1 || AccumFreq == 1, "ranks_per_worker", "more than one rank per worker runs with accum_freq 1 only");
         Check(SaveStepFrequency >= 0, "save_step_frequency", "must not be negative");
         Check(ValidEpochInterval >= 1, "valid_epoch_interval", "must be at least 1");
         Check(ValidStepInterval is null or >= 1, "valid_step_interval", "must be at least 1");

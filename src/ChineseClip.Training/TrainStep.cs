@@ -104,6 +104,57 @@ public static class TrainStep
         return Result(model, loss, lastLogits!) with { AllReduceSeconds = allReduce };
     }
 
+    /// <summary>One optimiser step in which this process computes several ranks of a larger data-parallel run, one
+    /// after another (ranks_per_worker): part m of the batch is rank (this rank + world size x m) of that run. Each part
+    /// is forwarded alone, as its rank would forward it; each part's loss is taken over every rank's features with its
+    /// own (which keep their gradient) first and the others, detached, in rank order; the backward passes add into the
+    /// same gradients, which the collectives then sum. That is the larger run's step up to the order of the float
+    /// additions, and exactly its step where one process computes two ranks (x + y = y + x). The result is part 0's,
+    /// as the larger run's rank reports its own.</summary>
+    public static StepResult RunAsRanks(ClipModel model, AdamW optimizer, IReadOnlyList<(Tensor Pixels, Tensor Ids)> parts,
+        ICollectives? collectives = null, Bf16Compute? bf16 = null, bool aggregate = true)
+    {
+        if (parts.Count == 1) return Run(model, optimizer, parts[0].Pixels, parts[0].Ids, collectives, bf16, aggregate);
+        collectives ??= Alone;
+        using var scope = NewDisposeScope();
+        var net = Prepare(model, bf16);
+        var outputs = parts.Select(p => Fp32(net.forward(p.Pixels, p.Ids))).ToList();
+        int k = parts.Count, world = collectives.WorldSize;
+        // Every rank of the larger run, detached, by its rank there: part m of worker w is rank w + world x m.
+        Tensor[] ByRank(Func<ClipOutput, Tensor> features)
+        {
+            Tensor local = cat(outputs.Select(o => features(o).detach()).ToArray(), 0);
+            Tensor[] workers = collectives.AllGather(local);
+            var ranks = new Tensor[k * world];
+            for (int w = 0; w < world; w++)
+            {
+                Tensor[] split = workers[w].chunk(k, 0);
+                for (int m = 0; m < k; m++) ranks[w + world * m] = split[m];
+            }
+            return ranks;
+        }
+        Tensor[]? images = aggregate ? ByRank(o => o.ImageFeatures) : null;
+        Tensor[]? texts = aggregate ? ByRank(o => o.TextFeatures) : null;
+        float loss0 = 0;
+        Tensor? logits0 = null;
+        for (int m = 0; m < k; m++)
+        {
+            var o = outputs[m];
+            int rank = collectives.Rank + world * m;
+            Tensor Arranged(Tensor own, Tensor[] all) => cat([own, .. all.Where((_, r) => r != rank)], 0);
+            Tensor l = aggregate
+                ? ContrastiveLoss.Compute(Arranged(o.ImageFeatures, images!), Arranged(o.TextFeatures, texts!), o.LogitScale, out Tensor logits)
+                : ContrastiveLoss.Compute(o.ImageFeatures, o.TextFeatures, o.LogitScale, out logits);
+            l.backward();
+            if (m == 0) (loss0, logits0) = (l.item<float>(), logits.detach());
+        }
+        bf16?.PushGradients();
+        double allReduce = GradientSync.SumGradients(model, collectives);
+        optimizer.step();
+        OptimizerFactory.ClampLogitScale(model);
+        return Result(model, loss0, logits0!) with { AllReduceSeconds = allReduce };
+    }
+
     // In-batch accuracies as the official log reports them: argmax of each row (image->text) and column (text->image).
     static StepResult Result(ClipModel model, float loss, Tensor logits)
     {

@@ -79,7 +79,9 @@ public sealed class Trainer(TrainOptions options, TextWriter log, ICollectives? 
         using var trainLog = new TrainLog(log, IsMaster ? Checkpoints.Metrics : null, append: continuing);
         if (continuing) trainLog.Resume(run.Step, startEpoch + 1, options.Resume, _group.WorldSize);
         log.WriteLine($"{run.Config.Name}: {run.Train.Count} training pairs, {run.StepsPerEpoch} steps per epoch, {run.TotalSteps} steps" +
-            (_group.WorldSize > 1 ? $", rank {_group.Rank} of {_group.WorldSize}" : "") + $"; logs in {RunDir}");
+            (_group.WorldSize > 1 ? $", rank {_group.Rank} of {_group.WorldSize}" : "") +
+            (options.RanksPerWorker > 1 ? $", computing ranks {string.Join(", ", Enumerable.Range(0, options.RanksPerWorker).Select(m => _group.Rank + _group.WorldSize * m))} " +
+                $"of a {_group.WorldSize * options.RanksPerWorker}-rank run" : "") + $"; logs in {RunDir}");
 
         var results = new List<ValidationResult>();
         run.RunWatch.Start();
@@ -189,10 +191,16 @@ public sealed class Trainer(TrainOptions options, TextWriter log, ICollectives? 
             double dataTime, batchTime;
             using (var scope = NewDisposeScope())
             {
-                var micro = batches.Select(positions => TrainBatch(train, positions, run.Augment, epoch))
+                // With ranks_per_worker k (accum_freq 1), part m holds the batch's positions m, m + k, ...: those the
+                // sampler of the k-times larger world gives its rank (this rank + world size x m).
+                int k = options.RanksPerWorker;
+                int[][] parts = k == 1 ? batches : [.. Enumerable.Range(0, k).Select(m => batches[0].Where((_, i) => i % k == m).ToArray())];
+                var micro = parts.Select(positions => TrainBatch(train, positions, run.Augment, epoch))
                     .Select(b => device.type == DeviceType.CPU ? b : (b.Pixels.to(device), b.Ids.to(device))).ToList();
                 dataTime = dataWatch.Elapsed.TotalSeconds;
-                result = TrainStep.RunAccumulated(model, optimizer, micro, _group, run.Bf16, aggregate: !options.SkipAggregate);
+                result = k == 1
+                    ? TrainStep.RunAccumulated(model, optimizer, micro, _group, run.Bf16, aggregate: !options.SkipAggregate)
+                    : TrainStep.RunAsRanks(model, optimizer, micro, _group, run.Bf16, aggregate: !options.SkipAggregate);
                 batchTime = dataWatch.Elapsed.TotalSeconds;
             }
             int step = ++run.Step;

@@ -39,7 +39,7 @@ public class DataParallelTests
         bool ring = false, bool bf16 = false) => TrainAll(worldSize, batches, accumFreq, ring, bf16)[accumulateRank];
 
     static Dictionary<string, float[]>[] TrainAll(int worldSize, (Tensor Pixels, Tensor Ids)[] batches, int accumFreq = 1,
-        bool ring = false, bool bf16 = false, bool aggregate = true)
+        bool ring = false, bool bf16 = false, bool aggregate = true, int ranksPerWorker = 1, List<float>? losses = null)
     {
         var config = TinyWithoutDropout();
         var group = new ThreadGroup(worldSize);
@@ -53,6 +53,9 @@ public class DataParallelTests
         var results = new Dictionary<string, float[]>[worldSize];
         var threads = Enumerable.Range(0, worldSize).Select(r => new Thread(() =>
         {
+            // On this thread too: OpenMP's thread count is a per-thread setting, and a matrix product split over
+            // another number of threads can round differently.
+            torch.set_num_threads(1);
             using ICollectives collectives = ring
                 ? RingCollectives.Connect(r, worldSize, new FileRendezvous(rendezvous), new RingOptions { ChunkBytes = 4096, Timeout = TimeSpan.FromSeconds(60) })
                 : group.Member(r);
@@ -70,7 +73,16 @@ public class DataParallelTests
                     long size = localPixels.shape[0] / accumFreq;
                     return (localPixels.narrow(0, j * size, size), localIds.narrow(0, j * size, size));
                 }).ToList();
-                TrainStep.RunAccumulated(models[r], optimizer, micro, collectives, compute, aggregate);
+                // ranks_per_worker k: part m is rows m, m + k, ... of this worker's share (the trainer splits so).
+                var parts = Enumerable.Range(0, ranksPerWorker).Select(m =>
+                {
+                    using var own = arange(m, localPixels.shape[0], ranksPerWorker, dtype: ScalarType.Int64);
+                    return (localPixels.index_select(0, own), localIds.index_select(0, own));
+                }).ToList();
+                var step = ranksPerWorker == 1
+                    ? TrainStep.RunAccumulated(models[r], optimizer, micro, collectives, compute, aggregate)
+                    : TrainStep.RunAsRanks(models[r], optimizer, parts, collectives, compute, aggregate);
+                if (r == 0) losses?.Add(step.Loss);
             }
             results[r] = models[r].state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.to(ScalarType.Float32).data<float>().ToArray());
         })).ToList();
@@ -150,5 +162,39 @@ public class DataParallelTests
         Assert.Equal(0, WorstDifference(local[0], local[1]));
         // Without the other rank's features the logits are 6 x 6 instead of 12 x 12: another loss, other weights.
         Assert.True(WorstDifference(local[0], Train(2, 0, batches)) > 1e-5, "skip_aggregate changed nothing");
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void One_worker_computing_two_ranks_takes_exactly_the_steps_of_two_ranks(bool aggregate)
+    {
+        torch.set_num_threads(1);
+        var batches = Batches(steps: 3, globalBatch: 12);
+        List<float> twoLosses = [], oneLosses = [], plainLosses = [];
+        var two = TrainAll(2, batches, aggregate: aggregate, losses: twoLosses)[0];
+        var one = TrainAll(1, batches, aggregate: aggregate, ranksPerWorker: 2, losses: oneLosses)[0];
+        Assert.Equal(3, oneLosses.Count);
+        Assert.Equal(twoLosses, oneLosses); // bit for bit: the same forwards, and g0 + g1 summed in either order
+        Assert.Equal(0, WorstDifference(two, one));
+        // The weights moved, so the equality above could fail.
+        var initial = Train(1, 0, []);
+        Assert.True(WorstDifference(initial, one) > 1e-4);
+    }
+
+    [Fact]
+    public void Two_workers_computing_two_ranks_each_follow_four_ranks()
+    {
+        torch.set_num_threads(1);
+        var batches = Batches(steps: 3, globalBatch: 12);
+        List<float> fourLosses = [], twoLosses = [];
+        var four = TrainAll(4, batches, losses: fourLosses);
+        var two = TrainAll(2, batches, ranksPerWorker: 2, losses: twoLosses);
+        Assert.Equal(0, WorstDifference(two[0], two[1]));
+        // Four gradients are summed in another order than four ranks sum them: equal up to float rounding (the
+        // tolerance of the tests above).
+        Assert.True(WorstDifference(four[0], two[0]) < 2e-5, $"largest weight difference {WorstDifference(four[0], two[0])}");
+        Assert.Equal(fourLosses[0], twoLosses[0]); // the first step's forwards are the same
+        Assert.All(fourLosses.Zip(twoLosses), p => Assert.True(Math.Abs(p.First - p.Second) < 1e-5, $"{p.First} vs {p.Second}"));
     }
 }

@@ -35,7 +35,13 @@ public static class StageOptions
         if (definition.ValData.Length > 0) train["val_data"] = definition.ValData;
         foreach (var (key, value) in definition.Hyperparameters)
             if (TrainArguments.TryToJson(key, value, out string json, out _)) train[key] = JsonNode.Parse(json);
-        train["batch_size"] = globalBatch / workers;
+        int share = globalBatch / workers;
+        train["batch_size"] = share;
+        // Fewer workers than the stage started on: each computes several ranks of that run, so that the steps (and
+        // the losses) stay those of the uninterrupted run instead of drifting by float rounding (TrainStep.RunAsRanks).
+        int perRank = Placement.PerWorkerBatch(definition);
+        bool accumulates = definition.Hyperparameters.TryGetValue("accum_freq", out string? accum) && accum.Trim() != "1";
+        if (share > perRank && share % perRank == 0 && !accumulates) train["ranks_per_worker"] = share / perRank;
         if (status.ResumedFrom.Length > 0)
         {
             // After a recovery: the exact position (step, optimizer, schedule) of the newest checkpoint of this stage.

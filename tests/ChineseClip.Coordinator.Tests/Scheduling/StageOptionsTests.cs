@@ -86,6 +86,7 @@ public class StageOptionsTests
         var plan = StageOptions.Plan(schedule, 0, workers: 1, "/runs");
         Assert.Equal(("/pretrained.pt", "pretrained checkpoint", 32), (plan.Init, plan.InitFrom, plan.GlobalBatch));
         Assert.Equal(32, (int?)plan.Options["batch_size"]);
+        Assert.Equal(2, (int?)plan.Options["ranks_per_worker"]); // the two ranks of batch 16 the stage started with
         Assert.Equal(status.ResumedFrom, (string?)plan.Options["resume"]);
         Assert.False((bool?)plan.Options["reset_data_offset"]);
         Assert.False((bool?)plan.Options["reset_optimizer"]);
@@ -98,5 +99,21 @@ public class StageOptionsTests
         schedule.Schedule.Stages[0].Hyperparameters["dropout"] = "0.1";
         Assert.Null(StageOptions.Plan(schedule, 0, workers: 1, "/runs").Options["dropout"]);
         Assert.IsType<JsonObject>(StageOptions.Plan(schedule, 0, workers: 1, "/runs").Options);
+    }
+
+    [Theory]
+    [InlineData(2, "1", null)] // as many workers as it started on
+    [InlineData(4, "1", null)] // more workers than it started on: batch 8 each, as one rank each
+    [InlineData(1, "2", null)] // accum_freq > 1: one process trains the whole batch
+    [InlineData(1, "1", 2)]
+    public void A_stage_on_fewer_workers_than_it_started_on_computes_its_ranks_on_each(int workers, string accumFreq, int? ranksPerWorker)
+    {
+        var schedule = TwoStages();
+        schedule.Schedule.Stages[0].Hyperparameters["accum_freq"] = accumFreq;
+        schedule.Stages[0].Attempt = 1;
+        schedule.Stages[0].GlobalBatch = 32;
+        var options = StageOptions.Plan(schedule, 0, workers, "/runs").Options;
+        Assert.Equal(32 / workers, (int?)options["batch_size"]);
+        Assert.Equal(ranksPerWorker, (int?)options["ranks_per_worker"]);
     }
 }
