@@ -38,11 +38,19 @@ public static class TrainStep
         var output = Fp32(net.forward(pixels, ids));
         Tensor loss = ContrastiveLoss.ComputeGathered(output.ImageFeatures, output.TextFeatures, output.LogitScale, aggregate ? collectives : Alone, out Tensor logits);
         loss.backward();
+        double allReduce = Update(model, optimizer, collectives, bf16);
+        return (loss, logits, allReduce);
+    }
+
+    // After the backward passes: gradients to the fp32 master (bf16), summed across ranks, one AdamW step, logit-scale
+    // clamp. Returns the seconds the all-reduce took.
+    static double Update(ClipModel model, AdamW optimizer, ICollectives collectives, Bf16Compute? bf16)
+    {
         bf16?.PushGradients();
         double allReduce = GradientSync.SumGradients(model, collectives);
         optimizer.step();
         OptimizerFactory.ClampLogitScale(model);
-        return (loss, logits, allReduce);
+        return allReduce;
     }
 
     static ClipModel Prepare(ClipModel model, Bf16Compute? bf16)
@@ -97,10 +105,7 @@ public static class TrainStep
             lastLogits?.Dispose();
             lastLogits = logits.detach().MoveToOuterDisposeScope();
         }
-        bf16?.PushGradients();
-        double allReduce = GradientSync.SumGradients(model, collectives);
-        optimizer.step();
-        OptimizerFactory.ClampLogitScale(model);
+        double allReduce = Update(model, optimizer, collectives, bf16);
         return Result(model, loss, lastLogits!) with { AllReduceSeconds = allReduce };
     }
 
@@ -148,10 +153,7 @@ public static class TrainStep
             l.backward();
             if (m == 0) (loss0, logits0) = (l.item<float>(), logits.detach());
         }
-        bf16?.PushGradients();
-        double allReduce = GradientSync.SumGradients(model, collectives);
-        optimizer.step();
-        OptimizerFactory.ClampLogitScale(model);
+        double allReduce = Update(model, optimizer, collectives, bf16);
         return Result(model, loss0, logits0!) with { AllReduceSeconds = allReduce };
     }
 
