@@ -4,7 +4,8 @@
 # fixture model, while a deploy re-embeds the whole collection with a schedule's best checkpoint (a coordinator double
 # answers the schedule) and swaps the new version in; the deploy starts a quarter of the way into the run. Prints the
 # collection's build time, the bench JSON line (queries/s, p50/p99, errors, the deploy's start, end and versions) and
-# the test process's resident memory at the start and the end (service, client and coordinator double together).
+# the test process's resident memory (service, client and coordinator double together) at the start, at the end, and
+# once the replaced version is released (Search:SwapGraceSeconds after the swap; the test sets 2 s).
 # CI runs the same test for 6 s on the fixture's six images (tests/ChineseClip.SearchService.Tests/LoadDuringDeployTests.cs).
 # Usage: tests/Benchmarks/serve-during-deploy.sh [SECONDS] [CLIENTS] [ITEMS]   (defaults 60, 16, 100000; ITEMS 0: the
 # fixture's six images)

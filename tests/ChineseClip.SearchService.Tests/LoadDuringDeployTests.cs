@@ -13,6 +13,8 @@ namespace ChineseClip.SearchService.Tests;
 /// many small generated JPEGs) and prints the JSON line with the process's memory at the start and the end.</summary>
 public class LoadDuringDeployTests(ITestOutputHelper output)
 {
+    const int GraceSeconds = 2;
+
     [Fact]
     public async Task Searches_during_a_deploy_all_succeed_and_the_new_version_serves_afterwards()
     {
@@ -26,7 +28,8 @@ public class LoadDuringDeployTests(ITestOutputHelper output)
         string root = items > 0 ? GeneratedCollection(items) : Tiny.Collections("tiny");
         try
         {
-            await using var service = await InProcessService.StartAsync($"--Search:Directory={root}", $"--Search:Coordinator={host.Address}");
+            await using var service = await InProcessService.StartAsync($"--Search:Directory={root}", $"--Search:Coordinator={host.Address}",
+                $"--Search:SwapGraceSeconds={GraceSeconds}");
             long rssBefore = Rss();
             var stdout = new StringWriter();
             var stderr = new StringWriter();
@@ -35,9 +38,17 @@ public class LoadDuringDeployTests(ITestOutputHelper output)
                  "--seconds", seconds.ToString(System.Globalization.CultureInfo.InvariantCulture), "--deploy", "sched-load"],
                 new CliIO(TextReader.Null, stdout, stderr)));
             long rssAfter = Rss();
+            // The replaced version stays loaded for GraceSeconds after the swap (for searches that took it before):
+            // memory is flat when, once it is released, the process is back near where it started.
+            await Task.Delay(TimeSpan.FromSeconds(GraceSeconds + 3));
+            long rssSettled = Rss();
             string line = stdout.ToString().Trim();
             output.WriteLine(line);
-            output.WriteLine(JsonSerializer.Serialize(new { rss_start_mb = rssBefore >> 20, rss_end_mb = rssAfter >> 20 }));
+            output.WriteLine(JsonSerializer.Serialize(new
+            {
+                rss_start_mb = rssBefore >> 20, rss_end_mb = rssAfter >> 20, rss_after_grace_mb = rssSettled >> 20,
+                grace_s = GraceSeconds,
+            }));
             Assert.True(code == ExitCodes.Success, $"exit {code}: {stderr}");
 
             var result = JsonDocument.Parse(line).RootElement;

@@ -34,6 +34,11 @@ public sealed class SearchOptions
     public string? OnnxCache { get; set; }
     /// <summary>Threads of the model (libtorch intra-op) and of re-embedding.</summary>
     public int Threads { get; set; } = Environment.ProcessorCount;
+    /// <summary>Threads a deploy's re-embedding decodes and indexes with: by default half of <see cref="Threads"/> (at
+    /// least one), so that searches keep cores while a deploy runs in the background.</summary>
+    public int? DeployThreads { get; set; }
+    /// <summary>How long a replaced collection version stays loaded for the searches that took it before the swap.</summary>
+    public double SwapGraceSeconds { get; set; } = 30;
     /// <summary>Deploy every schedule the coordinator reports SUCCEEDED to <see cref="Collection"/>.</summary>
     public bool Follow { get; set; }
     /// <summary>The collection Search:Follow deploys to.</summary>
@@ -56,6 +61,8 @@ public static class Extensions
             .Validate(o => o.MaxBatch >= 1, "Search:MaxBatch must be at least 1")
             .Validate(o => o.BatchWindowMs >= 0, "Search:BatchWindowMs must not be negative")
             .Validate(o => o.Threads >= 1, "Search:Threads must be at least 1")
+            .Validate(o => o.DeployThreads is null or >= 1, "Search:DeployThreads must be at least 1")
+            .Validate(o => o.SwapGraceSeconds is >= 0 and <= 86400, "Search:SwapGraceSeconds must be between 0 and 86400")
             .Validate(o => ClipEncoders.Backends.Contains(o.Backend), $"Search:Backend must be one of {string.Join(", ", ClipEncoders.Backends)}")
             .Validate(o => !string.IsNullOrWhiteSpace(o.Directory), "Search:Directory must be set")
             .ValidateOnStart();

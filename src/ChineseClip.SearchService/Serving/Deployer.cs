@@ -94,7 +94,7 @@ public sealed class Deployer(ServedCollections collections, ModelHosts hosts, Co
         try
         {
             var embedder = hosts.Get(plan.Model).Embedder;
-            var build = new BuildOptions { Threads = options.Threads };
+            var build = new BuildOptions { Threads = options.DeployThreads ?? Math.Max(1, options.Threads / 2) };
             if (collection.Current is { } current) CollectionBuilder.Reembed(current, embedder, build, Reject);
             else CollectionBuilder.Add(collection.Folder, collection.Name, embedder, ImageSources.Open(options.Images!, null, Reject), build, Reject);
             collections.Publish(collection);

@@ -38,18 +38,18 @@ public sealed class ServedCollection(string name, string folder)
 
 public sealed class ServedCollections : IHealthCheck, IDisposable
 {
-    /// <summary>How long a replaced version stays alive for the searches that took it before the swap.</summary>
-    static readonly TimeSpan Grace = TimeSpan.FromSeconds(30);
-
     readonly Dictionary<string, ServedCollection> _collections = new(StringComparer.Ordinal);
     readonly Lock _lock = new();
     readonly ModelHosts _hosts;
     readonly ILogger<ServedCollections> _log;
+    /// <summary>How long a replaced version stays alive for the searches that took it before the swap.</summary>
+    readonly TimeSpan _grace;
 
     public ServedCollections(IServiceProvider services, ModelHosts hosts, ILogger<ServedCollections> log)
     {
         _hosts = hosts;
         _log = log;
+        _grace = TimeSpan.FromSeconds(services.Options().SwapGraceSeconds);
         Root = Path.GetFullPath(services.Options().Directory);
         System.IO.Directory.CreateDirectory(Root);
         foreach (string folder in System.IO.Directory.EnumerateDirectories(Root).Order(StringComparer.Ordinal))
@@ -107,7 +107,7 @@ public sealed class ServedCollections : IHealthCheck, IDisposable
         var old = collection.Swap(next);
         _ = Task.Run(async () =>
         {
-            await Task.Delay(Grace).ConfigureAwait(false);
+            await Task.Delay(_grace).ConfigureAwait(false);
             old?.Dispose();
             _hosts.Release(All.Select(c => c.Current).OfType<CollectionVersion>().Select(v => v.Manifest.Model));
         });
