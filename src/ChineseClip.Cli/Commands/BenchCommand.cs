@@ -9,6 +9,7 @@ public static class BenchCommand
     {
         var command = new Command("bench", "Benchmarks that print one JSON line.");
         command.Subcommands.Add(BenchTrainStepCommand.Create(io));
+        command.Subcommands.Add(BenchGemmCommand.Create(io));
         command.Subcommands.Add(BenchPreprocessCommand.Create(io));
         command.Subcommands.Add(BenchAllReduceCommand.Create(io));
         command.Subcommands.Add(BenchGpuCommand.Create(io));
