@@ -75,8 +75,7 @@ public sealed class FaultSeries(FaultSeriesSettings settings, Action<string> out
     }
 
     /// <summary>The faults of the series: each kind once (when there are at least five), the rest drawn; points drawn
-    /// over the first two thirds of the schedule's steps, so that the run is not over before the last one is injected
-    /// (a preprocessor kill at a stage's start, where its shards are built).</summary>
+    /// over the schedule's steps (a preprocessor kill at a stage's start, where its shards are built).</summary>
     public static List<Fault> Plan(FaultSeriesSettings settings, IReadOnlyList<int> stageSteps)
     {
         var random = new Random(settings.Seed);
@@ -89,7 +88,7 @@ public sealed class FaultSeries(FaultSeriesSettings settings, Action<string> out
         {
             int at = kind == FaultKind.PreprocessorKill
                 ? stageSteps.Take(random.Next(stageSteps.Count)).Sum() // a stage's start, where its shards are built
-                : 2 + random.Next(Math.Max(1, total * 2 / 3 - 2));
+                : 2 + random.Next(Math.Max(1, total - 4));
             faults.Add(new Fault(at, kind, random.Next(settings.Workers), TimeSpan.FromSeconds(1 + 3 * random.NextDouble())));
         }
         return faults.OrderBy(f => f.AtStep).ToList();

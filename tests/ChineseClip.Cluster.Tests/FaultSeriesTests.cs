@@ -13,7 +13,7 @@ public sealed class FaultSeriesTests : IDisposable
     [Fact]
     public async Task A_schedule_survives_a_seeded_series_of_faults_with_every_step_once_and_the_weights_of_a_run_without()
     {
-        var settings = new FaultSeriesSettings { Faults = 5, Scale = 0.5, Epochs = [3, 1, 1] }.FromEnvironment();
+        var settings = new FaultSeriesSettings { Faults = 5, Scale = 0.25, Epochs = [3, 1, 1] }.FromEnvironment();
         var series = new FaultSeries(settings, Console.WriteLine);
         var outcome = await series.RunAsync(_root);
         Console.WriteLine(FaultSeries.Summary(settings, outcome));
