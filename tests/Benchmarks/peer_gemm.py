@@ -4,31 +4,15 @@
 # (torch.nn.functional.linear), input gradient dY.W and weight gradient dY^T.x (torch.mm); one warm-up, then the
 # median of --repeats runs. Also prints the OpenBLAS core the process really uses (openblas_get_corename).
 import argparse
-import ctypes
 import json
-import os
 import statistics
 import time
 
 import torch
 
+from official_train_step import openblas_core  # the same check of the OpenBLAS core in use (beside this file)
+
 DEFAULT_SHAPES = "800x256x768,800x256x256,800x256x1024,800x1024x256,788x768x2304,788x768x768,788x768x3072,788x3072x768"
-
-
-def openblas_core():
-    """The kernel set OpenBLAS chose in this process, or None when the process has loaded no OpenBLAS (Debian's torch
-    goes through the libblas.so.3 alternative, which may be the slow reference BLAS)."""
-    with open("/proc/self/maps") as f:
-        paths = sorted({line.split()[-1] for line in f if len(line.split()) >= 6})
-    for path in paths:
-        if os.path.basename(path).startswith("libopenblas"):
-            try:
-                lib = ctypes.CDLL(path)
-                lib.openblas_get_corename.restype = ctypes.c_char_p
-                return lib.openblas_get_corename().decode()
-            except (OSError, AttributeError):
-                return None
-    return None
 
 
 def median_ms(compute, repeats):
