@@ -154,9 +154,13 @@ public sealed class WorkerService(Coordinator.CoordinatorClient coordinator, IOp
             report.LastCheckpoint = layout.Latest;
             log.LogInformation("Run {Run}: rank {Rank} done", a.RunId, a.Rank);
         }
-        catch (OperationCanceledException)
+        catch (OperationCanceledException) when (cancel.IsCancellationRequested)
         {
+            // The coordinator asked (it re-forms or ends the stage, or a newer run replaced this one), so it has moved on
+            // and ignores this report; retryable all the same, so that a cancel it did not mean (a stale command) costs an
+            // attempt, never the schedule (a clean-clone CI run failed a schedule on "rank 0: cancelled" after a stall).
             report.Error = "cancelled";
+            report.Retryable = true;
             log.LogInformation("Run {Run}: cancelled", a.RunId);
         }
         catch (Exception e)

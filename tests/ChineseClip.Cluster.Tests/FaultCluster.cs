@@ -69,6 +69,10 @@ public sealed class FaultCluster : IDisposable
         return start;
     }
 
+    /// <summary>Each line a service writes, with the service's name, as it comes (on the process's reader thread): a
+    /// test can act at the moment a service reaches a point of its work.</summary>
+    public event Action<string, string>? Output;
+
     public void StartAll()
     {
         foreach (string name in _recipes.Keys) Start(name);
@@ -78,8 +82,8 @@ public sealed class FaultCluster : IDisposable
     {
         var process = Process.Start(_recipes[name]())!;
         string log = Path.Combine(ClusterFixture.LogDirectory, $"fault-{name}.log");
-        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (_lock) File.AppendAllText(log, e.Data + "\n"); };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (_lock) File.AppendAllText(log, e.Data + "\n"); };
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) { lock (_lock) File.AppendAllText(log, e.Data + "\n"); Output?.Invoke(name, e.Data); } };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) { lock (_lock) File.AppendAllText(log, e.Data + "\n"); Output?.Invoke(name, e.Data); } };
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         lock (_lock)

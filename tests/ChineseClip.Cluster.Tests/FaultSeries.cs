@@ -33,6 +33,9 @@ public sealed record FaultSeriesSettings
     /// data-parallel tests' tolerance for whole training runs (1 vs 2 processes, same global batch).</summary>
     public double WeightTolerance { get; init; } = 1e-4;
     public double LossTolerance { get; init; } = 1e-3;
+    /// <summary>Faults given instead of drawn ("WorkerStall@21,WorkerKill@30:1": kind@global step[:worker]), to
+    /// replay a failure seen in a drawn series.</summary>
+    public IReadOnlyList<Fault>? Given { get; init; }
 
     /// <summary>The series the long benchmark runs take their settings from: CNCLIP_FAULT_SEED, CNCLIP_FAULTS,
     /// CNCLIP_FAULT_SCALE, CNCLIP_FAULT_EPOCHS (e.g. 20,6,6), CNCLIP_FAULT_REDIS (garnet or redis).</summary>
@@ -47,8 +50,18 @@ public sealed record FaultSeriesSettings
             Scale = Get("CNCLIP_FAULT_SCALE") is { } scale ? double.Parse(scale, inv) : Scale,
             Epochs = Get("CNCLIP_FAULT_EPOCHS") is { } epochs ? epochs.Split(',').Select(e => int.Parse(e, inv)).ToArray() : Epochs,
             Redis = Get("CNCLIP_FAULT_REDIS") ?? Redis,
+            Given = Get("CNCLIP_FAULT_PLAN") is { } plan ? ParsePlan(plan) : Given,
         };
     }
+
+    public static List<Fault> ParsePlan(string plan) => plan.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(f =>
+    {
+        var parts = f.Split('@', ':');
+        if (parts.Length is < 2 or > 3 || !Enum.TryParse<FaultKind>(parts[0], out var kind))
+            throw new FormatException($"CNCLIP_FAULT_PLAN: '{f}' is not kind@step[:worker] (kinds: {string.Join(", ", Enum.GetNames<FaultKind>())})");
+        return new Fault(int.Parse(parts[1], CultureInfo.InvariantCulture), kind, parts.Length == 3 ? int.Parse(parts[2], CultureInfo.InvariantCulture) : 0,
+            TimeSpan.FromSeconds(2));
+    }).OrderBy(f => f.AtStep).ToList();
 }
 
 /// <summary>One schedule (the demo's three stages) run twice on one cluster of plain processes: first without faults
@@ -78,6 +91,7 @@ public sealed class FaultSeries(FaultSeriesSettings settings, Action<string> out
     /// over the schedule's steps (a preprocessor kill at a stage's start, where its shards are built).</summary>
     public static List<Fault> Plan(FaultSeriesSettings settings, IReadOnlyList<int> stageSteps)
     {
+        if (settings.Given is { } given) return given.ToList();
         var random = new Random(settings.Seed);
         var kinds = Enum.GetValues<FaultKind>().ToList();
         var drawn = Enumerable.Range(0, settings.Faults).Select(i => i < kinds.Count ? kinds[i] : kinds[random.Next(kinds.Count)])
@@ -129,6 +143,7 @@ public sealed class FaultSeries(FaultSeriesSettings settings, Action<string> out
         using var cluster = new FaultCluster(root, settings.Redis, settings.Workers, settings.RingTimeout, settings.PairsPerShard);
         _redisPort = cluster.RedisPort;
         _cluster = cluster;
+        cluster.Output += OnOutput;
         try
         {
             cluster.StartAll();
@@ -143,6 +158,7 @@ public sealed class FaultSeries(FaultSeriesSettings settings, Action<string> out
             var stageSteps = reference.Stages.Select(s => (int)s.Progress.Steps).ToList();
             Log($"reference run succeeded: {string.Join(", ", reference.Stages.Select(s => $"{s.Name} {s.Progress.Steps} steps"))}");
 
+            _stageOffsets = stageSteps.Select((_, i) => stageSteps.Take(i).Sum()).ToArray();
             var plan = Plan(settings, stageSteps);
             Log("plan: " + string.Join("; ", plan.Select(f => $"{f.Kind} at step {f.AtStep}")));
             var faulted = await RunToEnd(client, DemoSchedule(demo, "with faults"), plan, cluster);
@@ -279,70 +295,104 @@ public sealed class FaultSeries(FaultSeriesSettings settings, Action<string> out
         string id = (await Retry(async () => await client.SubmitScheduleAsync(new SubmitScheduleRequest { Schedule = schedule }))).Id;
         faults ??= [];
         _planned = faults.Count;
-        // Preprocessor kills wait for a shard being built, whatever the other faults are doing meanwhile.
-        using var over = new CancellationTokenSource();
-        var preprocessorFaults = faults.Where(f => f.Kind == FaultKind.PreprocessorKill).ToList();
-        var watcher = preprocessorFaults.Count == 0 ? Task.CompletedTask : Task.Run(() => KillPreprocessorMidTask(preprocessorFaults, cluster, client, id, over.Token));
-        var queue = new Queue<Fault>(faults.Where(f => f.Kind != FaultKind.PreprocessorKill));
+        _liveStep = 0;
+        _workerStage.Clear();
+        _liveSchedule = id;
+        var queue = new Queue<Fault>(faults);
         var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(30);
         try
         {
             while (true)
             {
                 var status = await Retry(async () => await client.GetScheduleAsync(new GetScheduleRequest { Id = id }));
-                if (status.State is RunState.Succeeded or RunState.Failed or RunState.Cancelled) return status;
+                if (status.State is RunState.Succeeded or RunState.Failed or RunState.Cancelled)
+                {
+                    foreach (var f in queue) Log($"{f.Kind} at step {f.AtStep}: the schedule ended first (not injected)");
+                    return status;
+                }
                 Assert.True(DateTime.UtcNow < deadline, $"schedule {id} did not end within 30 minutes\n{string.Join("\n", FaultLog)}");
                 if (cluster.Crashed() is { Count: > 0 } crashed)
                     Assert.Fail($"schedule {id}: {string.Join("\n", crashed)}\n{string.Join("\n", FaultLog)}");
-                if (queue.Count > 0 && GlobalStep(status) >= queue.Peek().AtStep)
+                if (queue.Count > 0)
                 {
-                    await Inject(queue.Dequeue(), status, cluster, client, id);
-                    continue;
+                    Volatile.Write(ref _freezeAt, queue.Peek().AtStep);
+                    if (_frozen || Reached(status) >= queue.Peek().AtStep)
+                    {
+                        var fault = queue.Dequeue();
+                        // The workers go on with the next fault's step armed, so that it too lands where planned.
+                        _armed = queue.Count > 0 ? queue.Peek().AtStep : int.MaxValue;
+                        await Inject(fault, status, cluster, client, id);
+                        continue;
+                    }
                 }
-                await Task.Delay(200);
+                await Task.Delay(50);
             }
         }
         finally
         {
-            await over.CancelAsync();
-            await watcher;
+            _liveSchedule = null;
+            _armed = int.MaxValue;
+            Thaw(cluster, except: null);
         }
     }
 
-    async Task KillPreprocessorMidTask(List<Fault> faults, FaultCluster cluster, Coordinator.CoordinatorClient client, string id, CancellationToken over)
+    // Where the workers are, from their output as they write it. The coordinator hears of steps at most once a second,
+    // while a short stage's steps take tens of milliseconds: a fault planned at a step went in several steps late, and
+    // near the end after the schedule was over (a clean-clone CI run injected 4 of 5). So when a worker's line shows the
+    // planned step, every worker is stopped (SIGSTOP) right there, on the thread that read the line; the fault goes in
+    // while they stand still, and they go on (SIGCONT) at once: a pause of milliseconds, far inside the ring timeout.
+    static readonly System.Text.RegularExpressions.Regex RunLine = new(@"Run ([^/\s]+)/(\d+)/\d+: rank \d+ of"), StepLine = new(@"Global Steps: (\d+)/");
+    readonly System.Collections.Concurrent.ConcurrentDictionary<string, int> _workerStage = new();
+    readonly object _freezeLock = new();
+    int[] _stageOffsets = [];
+    volatile string? _liveSchedule;
+    int _liveStep, _freezeAt = int.MaxValue, _armed = int.MaxValue;
+    volatile bool _frozen;
+
+    /// <summary>Follows the workers' lines: which stage of the schedule under test each one trains, and its step; stops
+    /// the workers when the step of the next fault is reached.</summary>
+    void OnOutput(string name, string line)
     {
-        using var redis = await ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{cluster.RedisPort},abortConnect=false,connectTimeout=1000");
-        foreach (var fault in faults)
+        if (!name.StartsWith("worker-", StringComparison.Ordinal) || _liveSchedule is not { } schedule || _cluster is not { } cluster) return;
+        if (RunLine.Match(line) is { Success: true } run)
         {
-            try
+            if (run.Groups[1].Value == schedule) _workerStage[name] = int.Parse(run.Groups[2].Value, CultureInfo.InvariantCulture);
+            else _workerStage.TryRemove(name, out _);
+        }
+        else if (StepLine.Match(line) is { Success: true } step && _workerStage.TryGetValue(name, out int stage) && stage < _stageOffsets.Length)
+        {
+            int global = _stageOffsets[stage] + int.Parse(step.Groups[1].Value, CultureInfo.InvariantCulture);
+            int seen;
+            while (global > (seen = Volatile.Read(ref _liveStep)) && Interlocked.CompareExchange(ref _liveStep, global, seen) != seen) { }
+            lock (_freezeLock)
             {
-                ScheduleStatus status;
-                while (GlobalStep(status = await Retry(async () => await client.GetScheduleAsync(new GetScheduleRequest { Id = id }))) < fault.AtStep)
-                    await Task.Delay(100, over);
-                long inHand = 0;
-                var wait = Stopwatch.StartNew();
-                while (wait.Elapsed < TimeSpan.FromMinutes(2) && !over.IsCancellationRequested)
+                if (_frozen || global < Volatile.Read(ref _freezeAt)) return;
+                foreach (string worker in cluster.Workers)
                 {
-                    try
-                    {
-                        if ((inHand = await redis.GetDatabase().ListLengthAsync("cnclip:preprocess:processing")) > 0) break;
-                    }
-                    catch (RedisException) { } // Redis restarting
-                    await Task.Delay(5, over);
+                    try { cluster.Signal(worker, FaultCluster.SigStop); } catch (InvalidOperationException) { } // a worker killed and not yet back
                 }
-                string head = $"fault {Interlocked.Increment(ref _injected)}/{_planned} at global step {GlobalStep(status)} ({Where(status)}):";
-                int pid = cluster.Kill("preprocessor-0");
-                await Task.Delay(fault.Delay, over);
-                int again = cluster.Start("preprocessor-0");
-                Log($"{head} SIGKILL preprocessor-0 (pid {pid}) with {inHand} shard task(s) in hand; started again after {fault.Delay.TotalSeconds:F1} s (pid {again})");
-            }
-            catch (OperationCanceledException)
-            {
-                Log($"preprocessor fault at step {fault.AtStep}: the schedule ended first (not injected)");
-                return;
+                _frozen = true;
             }
         }
     }
+
+    /// <summary>Lets the stopped workers go on, all but <paramref name="except"/>, with the next fault's step armed.</summary>
+    void Thaw(FaultCluster cluster, string? except)
+    {
+        lock (_freezeLock)
+        {
+            Volatile.Write(ref _freezeAt, _armed);
+            if (!_frozen) return;
+            foreach (string worker in cluster.Workers.Where(w => w != except))
+            {
+                try { cluster.Signal(worker, FaultCluster.SigCont); } catch (InvalidOperationException) { }
+            }
+            _frozen = false;
+        }
+    }
+
+    /// <summary>The furthest global step reached: from the workers' lines, or the coordinator's status if it is ahead.</summary>
+    int Reached(ScheduleStatus s) => Math.Max(GlobalStep(s), Volatile.Read(ref _liveStep));
 
     static int GlobalStep(ScheduleStatus s) => s.Stages.Sum(st => st.State == RunState.Succeeded ? (int)st.Progress.Steps
         : st.State == RunState.Running && st.Progress is { } p ? (int)p.Step : 0);
@@ -355,13 +405,15 @@ public sealed class FaultSeries(FaultSeriesSettings settings, Action<string> out
         // A worker fault hits a member of the running stage when there is one.
         var members = status.Stages.FirstOrDefault(st => st.State == RunState.Running)?.Members.ToList() ?? [];
         string worker = members.Count > 0 ? members[fault.Worker % members.Count] : cluster.Workers[fault.Worker];
-        int before = GlobalStep(status), number = Interlocked.Increment(ref _injected);
-        string head = $"fault {number}/{_planned} at global step {before} ({Where(status)}):";
+        int before = Reached(status), number = Interlocked.Increment(ref _injected);
+        string head = $"fault {number}/{_planned} at global step {before} (coordinator's view: {Where(status)}):";
+        // The workers may stand still (see OnOutput): the fault's first blow lands there, then they go on.
         switch (fault.Kind)
         {
             case FaultKind.WorkerKill:
             {
                 int pid = cluster.Kill(worker);
+                Thaw(cluster, except: null);
                 await Task.Delay(fault.Delay);
                 int again = cluster.Start(worker);
                 Log($"{head} SIGKILL {worker} (pid {pid}); started again after {fault.Delay.TotalSeconds:F1} s (pid {again})");
@@ -370,6 +422,7 @@ public sealed class FaultSeries(FaultSeriesSettings settings, Action<string> out
             case FaultKind.CoordinatorKill:
             {
                 int pid = cluster.Kill("coordinator");
+                Thaw(cluster, except: null);
                 await Task.Delay(fault.Delay);
                 int again = cluster.Start("coordinator");
                 Log($"{head} SIGKILL coordinator (pid {pid}); started again after {fault.Delay.TotalSeconds:F1} s (pid {again})");
@@ -379,6 +432,7 @@ public sealed class FaultSeries(FaultSeriesSettings settings, Action<string> out
             {
                 int pid = cluster.Pid("redis");
                 bool graceful = cluster.Terminate("redis");
+                Thaw(cluster, except: null);
                 await Task.Delay(fault.Delay);
                 int again = cluster.Start("redis");
                 Log($"{head} {settings.Redis} restarted (SIGTERM pid {pid}{(graceful ? "" : ", did not stop")}; down {fault.Delay.TotalSeconds:F1} s; pid {again})");
@@ -388,9 +442,46 @@ public sealed class FaultSeries(FaultSeriesSettings settings, Action<string> out
             {
                 var stall = settings.RingTimeout + TimeSpan.FromSeconds(10);
                 int pid = cluster.Signal(worker, FaultCluster.SigStop);
+                Thaw(cluster, except: worker);
                 await Task.Delay(stall);
                 cluster.Signal(worker, FaultCluster.SigCont);
                 Log($"{head} SIGSTOP {worker} (pid {pid}) for {stall.TotalSeconds:F0} s (ring timeout {settings.RingTimeout.TotalSeconds:F0} s), then SIGCONT");
+                break;
+            }
+            case FaultKind.PreprocessorKill:
+            {
+                // At a stage's start: the preprocessor is held (SIGSTOP) until the stage's shard tasks are queued, then
+                // let go and killed as soon as it holds one (the task must come back through its lease).
+                int pid = cluster.Signal("preprocessor-0", FaultCluster.SigStop);
+                Thaw(cluster, except: null);
+                long inHand = 0;
+                try
+                {
+                    using var redis = await ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{cluster.RedisPort},abortConnect=false,connectTimeout=1000");
+                    async Task<long> Length(string list)
+                    {
+                        try { return await redis.GetDatabase().ListLengthAsync($"cnclip:preprocess:{list}"); }
+                        catch (RedisException) { return 0; } // Redis restarting
+                    }
+                    var wait = Stopwatch.StartNew();
+                    while (await Length("pending") + await Length("processing") == 0 && wait.Elapsed < TimeSpan.FromMinutes(2))
+                    {
+                        var now = await Retry(async () => await client.GetScheduleAsync(new GetScheduleRequest { Id = id }));
+                        if (now.State is RunState.Succeeded or RunState.Failed or RunState.Cancelled) break;
+                        await Task.Delay(20);
+                    }
+                    cluster.Signal("preprocessor-0", FaultCluster.SigCont);
+                    wait.Restart();
+                    while ((inHand = await Length("processing")) == 0 && wait.Elapsed < TimeSpan.FromSeconds(30)) await Task.Delay(2);
+                }
+                finally
+                {
+                    cluster.Signal("preprocessor-0", FaultCluster.SigCont);
+                }
+                cluster.Kill("preprocessor-0");
+                await Task.Delay(fault.Delay);
+                int again = cluster.Start("preprocessor-0");
+                Log($"{head} SIGKILL preprocessor-0 (pid {pid}) with {inHand} shard task(s) in hand; started again after {fault.Delay.TotalSeconds:F1} s (pid {again})");
                 break;
             }
         }
@@ -399,7 +490,7 @@ public sealed class FaultSeries(FaultSeriesSettings settings, Action<string> out
         await Until($"progress after fault {number}", async () =>
         {
             var now = await client.GetScheduleAsync(new GetScheduleRequest { Id = id });
-            return GlobalStep(now) > before || now.State is RunState.Succeeded or RunState.Failed or RunState.Cancelled;
+            return Reached(now) > before || _frozen || now.State is RunState.Succeeded or RunState.Failed or RunState.Cancelled;
         });
         var after = await Retry(async () => await client.GetScheduleAsync(new GetScheduleRequest { Id = id }));
         Log($"  going on after {watch.Elapsed.TotalSeconds:F1} s: {Where(after)}"

@@ -17,7 +17,7 @@ public sealed class FaultSeriesTests : IDisposable
         var series = new FaultSeries(settings, Console.WriteLine);
         var outcome = await series.RunAsync(_root);
         Console.WriteLine(FaultSeries.Summary(settings, outcome));
-        Assert.True(outcome.Injected >= Math.Min(5, settings.Faults));
+        Assert.True(outcome.Injected >= Math.Min(5, settings.Given?.Count ?? settings.Faults));
     }
 
     public void Dispose()
