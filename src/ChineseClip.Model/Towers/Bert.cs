@@ -30,9 +30,7 @@ public sealed class BertEmbeddings : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         long length = ids.shape[1];
-        Tensor x = word_embeddings.forward(ids)
-            + position_embeddings.weight!.narrow(0, 0, length)
-            + token_type_embeddings.weight![0];
+        Tensor x = Sum.Of(Sum.Of(word_embeddings.forward(ids), position_embeddings.weight!.narrow(0, 0, length)), token_type_embeddings.weight![0]);
         return dropout.forward(LayerNorm.forward(x)).MoveToOuterDisposeScope();
     }
 }
@@ -103,7 +101,7 @@ public sealed class BertResidualOutput : nn.Module<Tensor, Tensor, Tensor>, IKer
     public override Tensor forward(Tensor x, Tensor residual)
     {
         using var scope = NewDisposeScope();
-        return LayerNorm.forward(dropout.forward(Dense.Linear(dense, x, Kernels)) + residual).MoveToOuterDisposeScope();
+        return LayerNorm.forward(Sum.Of(dropout.forward(Dense.Linear(dense, x, Kernels)), residual)).MoveToOuterDisposeScope();
     }
 }
 

@@ -6,6 +6,18 @@ using F = TorchSharp.torch.nn.functional;
 
 namespace ChineseClip.Model.Towers;
 
+/// <summary>The towers' sums of two tensors. TorchSharp's <c>a + b</c> makes a <see cref="Scalar"/> alpha for each call
+/// and leaves it to the finalizer; a GC on another thread while libtorch runs the add can free it under libtorch's
+/// feet (a clean-clone CI run failed once with "Expected false to be true" in c10::Scalar::toFloat, from
+/// VisionTransformer.forward; upstream: dotnet/TorchSharp pull request 1496, open in 0.107). These pass one alpha that
+/// lives as long as the process.</summary>
+public static class Sum
+{
+    static readonly Scalar One = 1;
+
+    public static Tensor Of(Tensor a, Tensor b) => a.add(b, One);
+}
+
 /// <summary>How the towers lay out their work in kernels. Each choice computes the same function; the defaults are
 /// the fastest measured or predicted on a GPU, and the other paths stay so that `cnclip bench gpu --variants` can time
 /// them against each other in one process (bench/gpu/RESULTS.md).</summary>

@@ -50,7 +50,7 @@ public sealed class Bottleneck : nn.Module<Tensor, Tensor>
         if (stride > 1) output = F.avg_pool2d(output, stride);
         output = bn3.forward(conv3.forward(output));
         Tensor identity = downsample is null ? x : downsample.forward(x);
-        return F.relu(output + identity).MoveToOuterDisposeScope();
+        return F.relu(Sum.Of(output, identity)).MoveToOuterDisposeScope();
     }
 }
 
@@ -88,7 +88,7 @@ public sealed class AttentionPool2d : nn.Module<Tensor, Tensor>, IKernelChoices
         using var scope = NewDisposeScope();
         long n = x.shape[0], c = x.shape[1];
         x = x.flatten(2).transpose(1, 2);                            // [N, HW, C]
-        x = cat([x.mean([1], keepdim: true), x], 1) + positional_embedding.to(x.dtype);
+        x = Sum.Of(cat([x.mean([1], keepdim: true), x], 1), positional_embedding.to(x.dtype));
         long l = x.shape[1], d = c / heads;
         Tensor q = Dense.Linear(q_proj, x.narrow(1, 0, 1), Kernels).view(n, 1, heads, d).transpose(1, 2);
         Tensor k = Dense.Linear(k_proj, x, Kernels).view(n, l, heads, d).transpose(1, 2);

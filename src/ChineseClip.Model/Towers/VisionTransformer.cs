@@ -85,8 +85,8 @@ public sealed class ResidualAttentionBlock : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        x = x + attn.forward(ln_1.forward(x));
-        x = x + mlp.forward(ln_2.forward(x));
+        x = Sum.Of(x, attn.forward(ln_1.forward(x)));
+        x = Sum.Of(x, mlp.forward(ln_2.forward(x)));
         return x.MoveToOuterDisposeScope();
     }
 }
@@ -162,7 +162,7 @@ public sealed class VisionTransformer : nn.Module<Tensor, Tensor>, IKernelChoice
             ? EmbedPatches(x)
             : conv1.forward(x.to(conv1.weight!.dtype)).flatten(2).transpose(1, 2); // [N, g*g, W]
         Tensor cls = class_embedding.to(x.dtype).expand(x.shape[0], 1, width);
-        x = cat([cls, x], 1) + positional_embedding.to(x.dtype);
+        x = Sum.Of(cat([cls, x], 1), positional_embedding.to(x.dtype));
         if (MaskRatio > 0 && training) x = KeepRandomPatches(x, MaskRatio);
         x = ln_pre.forward(x);
         x = transformer.forward(x);
