@@ -7,17 +7,18 @@
 # the test process's resident memory (service, client and coordinator double together) at the start, at the end, and
 # once the replaced version is released (Search:SwapGraceSeconds after the swap; the test sets 2 s).
 # CI runs the same test for 6 s on the fixture's six images (tests/ChineseClip.SearchService.Tests/LoadDuringDeployTests.cs).
-# Usage: tests/Benchmarks/serve-during-deploy.sh [SECONDS] [CLIENTS] [ITEMS]   (defaults 60, 16, 100000; ITEMS 0: the
-# fixture's six images)
+# Usage: tests/Benchmarks/serve-during-deploy.sh [SECONDS] [CLIENTS] [ITEMS] [ROUNDS] [WARMUP]   (defaults 60, 16,
+# 100000, 1, 10; ITEMS 0: the fixture's six images; ROUNDS: the load with its deploy repeated on the same service, memory
+# after each; WARMUP: seconds of the load without a deploy before the start is measured; rss_cold_mb is before it)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-export CNCLIP_SERVE_SECONDS=${1:-60} CNCLIP_SERVE_CLIENTS=${2:-16} CNCLIP_SERVE_ITEMS=${3:-100000}
+export CNCLIP_SERVE_SECONDS=${1:-60} CNCLIP_SERVE_CLIENTS=${2:-16} CNCLIP_SERVE_ITEMS=${3:-100000} CNCLIP_SERVE_ROUNDS=${4:-1} CNCLIP_SERVE_WARMUP=${5:-10}
 log=$(mktemp)
 dotnet build "$root/tests/ChineseClip.SearchService.Tests" -v q -nologo >/dev/null
 status=0
 dotnet test "$root/tests/ChineseClip.SearchService.Tests" --no-build --filter "FullyQualifiedName~LoadDuringDeployTests" \
   --logger "console;verbosity=detailed" > "$log" 2>&1 || status=$?
-grep -E '^ *\{"(bench|rss_start_mb|collection_items)"' "$log" | sed 's/^ *//'
+grep -E '^ *\{"(bench|rss_cold_mb|collection_items)"' "$log" | sed 's/^ *//'
 if [ $status -ne 0 ]; then
   grep -A8 'Error Message' "$log" >&2 || true
   echo "serve during deploy failed (full output: $log)" >&2

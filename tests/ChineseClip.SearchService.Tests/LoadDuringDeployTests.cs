@@ -30,26 +30,46 @@ public class LoadDuringDeployTests(ITestOutputHelper output)
         {
             await using var service = await InProcessService.StartAsync($"--Search:Directory={root}", $"--Search:Coordinator={host.Address}",
                 $"--Search:SwapGraceSeconds={GraceSeconds}");
-            long rssBefore = Rss();
-            var stdout = new StringWriter();
-            var stderr = new StringWriter();
-            int code = await Task.Run(() => CliApp.Run(
-                ["bench", "serve", "--url", service.Address, "--collection", "tiny", "--concurrency", $"{clients}",
-                 "--seconds", seconds.ToString(System.Globalization.CultureInfo.InvariantCulture), "--deploy", "sched-load"],
-                new CliIO(TextReader.Null, stdout, stderr)));
-            long rssAfter = Rss();
-            // The replaced version stays loaded for GraceSeconds after the swap (for searches that took it before):
-            // memory is flat when, once it is released, the process is back near where it started.
-            await Task.Delay(TimeSpan.FromSeconds(GraceSeconds + 3));
-            long rssSettled = Rss();
-            string line = stdout.ToString().Trim();
-            output.WriteLine(line);
-            output.WriteLine(JsonSerializer.Serialize(new
+            // CNCLIP_SERVE_ROUNDS: the load with its deploy again, on the same service (does a second deploy grow it again?).
+            int rounds = int.TryParse(Environment.GetEnvironmentVariable("CNCLIP_SERVE_ROUNDS"), out int rr) && rr > 1 ? rr : 1;
+            // CNCLIP_SERVE_WARMUP: seconds of the same load without a deploy first, so that the start is a service that
+            // has been serving (its thread pool, connections and JIT-compiled code in place), as the one a deploy meets.
+            var (rssCold, _) = Memory();
+            if (double.TryParse(Environment.GetEnvironmentVariable("CNCLIP_SERVE_WARMUP"), System.Globalization.CultureInfo.InvariantCulture, out double warmup) && warmup > 0)
             {
-                rss_start_mb = rssBefore >> 20, rss_end_mb = rssAfter >> 20, rss_after_grace_mb = rssSettled >> 20,
-                grace_s = GraceSeconds,
-            }));
-            Assert.True(code == ExitCodes.Success, $"exit {code}: {stderr}");
+                var warm = new StringWriter();
+                int warmed = await Task.Run(() => CliApp.Run(
+                    ["bench", "serve", "--url", service.Address, "--collection", "tiny", "--concurrency", $"{clients}",
+                     "--seconds", warmup.ToString(System.Globalization.CultureInfo.InvariantCulture)],
+                    new CliIO(TextReader.Null, warm, warm)));
+                Assert.True(warmed == ExitCodes.Success, $"warm-up: exit {warmed}: {warm}");
+            }
+            var (rssBefore, managedBefore) = Memory();
+            string line = "";
+            for (int round = 1; round <= rounds; round++)
+            {
+                var stdout = new StringWriter();
+                var stderr = new StringWriter();
+                int code = await Task.Run(() => CliApp.Run(
+                    ["bench", "serve", "--url", service.Address, "--collection", "tiny", "--concurrency", $"{clients}",
+                     "--seconds", seconds.ToString(System.Globalization.CultureInfo.InvariantCulture), "--deploy", "sched-load"],
+                    new CliIO(TextReader.Null, stdout, stderr)));
+                var (rssAfter, managedAfter) = Memory();
+                // The replaced version stays loaded for GraceSeconds after the swap (for searches that took it before):
+                // memory is flat when, once it is released, the process is back near where it started.
+                await Task.Delay(TimeSpan.FromSeconds(GraceSeconds + 3));
+                var (rssSettled, managedSettled) = Memory();
+                line = stdout.ToString().Trim();
+                output.WriteLine(line);
+                // RSS of the whole test process (service, client, coordinator double); managed: the GC heap's committed bytes.
+                output.WriteLine(JsonSerializer.Serialize(new
+                {
+                    rss_cold_mb = rssCold >> 20, warmup_s = warmup, rss_start_mb = rssBefore >> 20, rss_end_mb = rssAfter >> 20, rss_after_grace_mb = rssSettled >> 20,
+                    managed_start_mb = managedBefore >> 20, managed_end_mb = managedAfter >> 20, managed_after_grace_mb = managedSettled >> 20,
+                    grace_s = GraceSeconds, round,
+                }));
+                Assert.True(code == ExitCodes.Success, $"exit {code}: {stderr}");
+            }
 
             var result = JsonDocument.Parse(line).RootElement;
             Assert.Equal(0, result.GetProperty("errors").GetInt32());
@@ -94,11 +114,12 @@ public class LoadDuringDeployTests(ITestOutputHelper output)
         return root;
     }
 
-    static long Rss()
+    static (long Rss, long Managed) Memory()
     {
         GC.Collect();
         GC.WaitForPendingFinalizers();
+        GC.Collect();
         using var self = Process.GetCurrentProcess();
-        return self.WorkingSet64;
+        return (self.WorkingSet64, GC.GetGCMemoryInfo().TotalCommittedBytes);
     }
 }
