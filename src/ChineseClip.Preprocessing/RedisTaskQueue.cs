@@ -52,11 +52,17 @@ public sealed class RedisTaskQueue : ITaskQueue
     public async Task<bool> EnqueueAsync(PreprocessTask task)
     {
         var key = TaskKey(task.Id);
-        var tran = _db.CreateTransaction();
-        tran.AddCondition(Condition.KeyNotExists(key));
-        _ = tran.HashSetAsync(key, [new(Json, task.ToJson()), new(Attempts, "0")]);
-        _ = tran.ListLeftPushAsync(_pending, task.Id);
-        return await tran.ExecuteAsync();
+        for (int attempt = 1; ; attempt++)
+        {
+            var tran = _db.CreateTransaction();
+            tran.AddCondition(Condition.KeyNotExists(key));
+            _ = tran.HashSetAsync(key, [new(Json, task.ToJson()), new(Attempts, "0")]);
+            _ = tran.ListLeftPushAsync(_pending, task.Id);
+            if (await tran.ExecuteAsync()) return true;
+            // Not executed: the task is there already, or the transaction was aborted without it (seen once right as
+            // the client reconnected after a stall: a stage then waited for a shard that nobody had been asked for).
+            if (await _db.KeyExistsAsync(key) || attempt == 5) return false;
+        }
     }
 
     public async Task<TaskLease?> TakeAsync(TimeSpan wait)

@@ -119,7 +119,7 @@ public sealed class WorkerService(Coordinator.CoordinatorClient coordinator, IOp
             {
                 int resolution = ChineseClip.Model.Architectures.Resolve(trainOptions.Arch).ImageResolution;
                 string shards = Path.Combine(trainOptions.Logs, "shards", trainOptions.Name);
-                shards = await new StageShards(queue, log).PrepareAsync(trainOptions.TrainData, trainOptions.Vocab, shards, resolution,
+                shards = await new ChineseClip.Preprocessing.StageShards(queue, log).PrepareAsync(trainOptions.TrainData, trainOptions.Vocab, shards, resolution,
                     trainOptions.ContextLength, a.Rank, _options.PairsPerShard, cancel);
                 trainOptions = trainOptions with { TrainShards = shards };
             }
@@ -132,10 +132,12 @@ public sealed class WorkerService(Coordinator.CoordinatorClient coordinator, IOp
             // The newest checkpoint goes to the coordinator when it is written and again with every later report (a
             // lost report is repaired by the next): a recovery of the stage resumes from it.
             (string Path, long Step) checkpoint = ("", 0);
+            TrainProgress? last = null;
             var trainer = new Trainer(trainOptions, writer, group)
             {
                 OnProgress = p =>
                 {
+                    last = p;
                     // One report a second at most, but always the ones with validation results.
                     if (p.Validation is null && lastReport.Elapsed < TimeSpan.FromSeconds(1) && p.Step != p.Steps) return;
                     lastReport.Restart();
@@ -148,6 +150,11 @@ public sealed class WorkerService(Coordinator.CoordinatorClient coordinator, IOp
                 },
             };
             trainer.Run(cancel);
+            // The stage's last progress (its step count and validation) is on record before its end is reported: the
+            // reports above are throttled and fire-and-forget, so the last one may have been lost to a coordinator
+            // restart or arrive after the end report, which closes the stage (seen in the fault series: a succeeded
+            // stage without progress).
+            if (last is not null && a.Rank == 0) await ReportProgress(a, last, checkpoint, patiently: true);
             var layout = trainer.Checkpoints;
             report.Succeeded = true;
             report.BestCheckpoint = File.Exists(layout.Best) ? layout.Best : "";
@@ -190,8 +197,9 @@ public sealed class WorkerService(Coordinator.CoordinatorClient coordinator, IOp
         _ => true,
     };
 
-    /// <summary>Sends progress (none: only the checkpoint) with the newest checkpoint of the run ("" = none yet).</summary>
-    async Task ReportProgress(StageAssignment a, TrainProgress? p, (string Path, long Step) checkpoint)
+    /// <summary>Sends progress (none: only the checkpoint) with the newest checkpoint of the run ("" = none yet);
+    /// <paramref name="patiently"/>: through coordinator restarts, as the end report.</summary>
+    async Task ReportProgress(StageAssignment a, TrainProgress? p, (string Path, long Step) checkpoint, bool patiently = false)
     {
         var report = new ProgressReport { RunId = a.RunId, Rank = a.Rank, Checkpoint = checkpoint.Path, CheckpointStep = checkpoint.Step };
         if (p is not null)
@@ -208,13 +216,22 @@ public sealed class WorkerService(Coordinator.CoordinatorClient coordinator, IOp
                 report.Progress.MeanRecall = v.MeanRecall;
             }
         }
-        try
+        for (int attempt = 1; ; attempt++)
         {
-            await coordinator.ReportProgressAsync(report);
-        }
-        catch (RpcException e)
-        {
-            log.LogDebug("Progress report lost ({Status})", e.StatusCode); // the next one carries the news
+            try
+            {
+                await coordinator.ReportProgressAsync(report);
+                return;
+            }
+            catch (RpcException e) when (patiently && e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded or StatusCode.Internal or StatusCode.Unknown && attempt < 60)
+            {
+                await Task.Delay(TimeSpan.FromSeconds(2));
+            }
+            catch (RpcException e)
+            {
+                log.LogDebug("Progress report lost ({Status})", e.StatusCode); // the next one carries the news
+                return;
+            }
         }
     }
 

@@ -376,12 +376,14 @@ public sealed class FaultSeries(FaultSeriesSettings settings, Action<string> out
         }
     }
 
-    /// <summary>Lets the stopped workers go on, all but <paramref name="except"/>, with the next fault's step armed.</summary>
-    void Thaw(FaultCluster cluster, string? except)
+    /// <summary>Lets the stopped workers go on, all but <paramref name="except"/>, with the next fault's step armed
+    /// (or not yet: a stall arms it when it ends, else the next fault's freeze would stop the others too and the stall
+    /// would time nothing out).</summary>
+    void Thaw(FaultCluster cluster, string? except, bool arm = true)
     {
         lock (_freezeLock)
         {
-            Volatile.Write(ref _freezeAt, _armed);
+            Volatile.Write(ref _freezeAt, arm ? _armed : int.MaxValue);
             if (!_frozen) return;
             foreach (string worker in cluster.Workers.Where(w => w != except))
             {
@@ -394,7 +396,7 @@ public sealed class FaultSeries(FaultSeriesSettings settings, Action<string> out
     /// <summary>The furthest global step reached: from the workers' lines, or the coordinator's status if it is ahead.</summary>
     int Reached(ScheduleStatus s) => Math.Max(GlobalStep(s), Volatile.Read(ref _liveStep));
 
-    static int GlobalStep(ScheduleStatus s) => s.Stages.Sum(st => st.State == RunState.Succeeded ? (int)st.Progress.Steps
+    static int GlobalStep(ScheduleStatus s) => s.Stages.Sum(st => st.State == RunState.Succeeded ? (int)(st.Progress?.Steps ?? 0)
         : st.State == RunState.Running && st.Progress is { } p ? (int)p.Step : 0);
 
     static string Where(ScheduleStatus s) => s.Stages.FirstOrDefault(st => st.State != RunState.Succeeded) is { } st
@@ -442,8 +444,13 @@ public sealed class FaultSeries(FaultSeriesSettings settings, Action<string> out
             {
                 var stall = settings.RingTimeout + TimeSpan.FromSeconds(10);
                 int pid = cluster.Signal(worker, FaultCluster.SigStop);
-                Thaw(cluster, except: worker);
-                await Task.Delay(stall);
+                Thaw(cluster, except: worker, arm: false);
+                // The next fault is armed once the ring timeout has fired (the stage re-forms without the stopped worker),
+                // so that the others, going on alone, stop at its step rather than run past it.
+                var armAfter = settings.RingTimeout + TimeSpan.FromSeconds(2);
+                await Task.Delay(armAfter);
+                Volatile.Write(ref _freezeAt, _armed);
+                await Task.Delay(stall - armAfter);
                 cluster.Signal(worker, FaultCluster.SigCont);
                 Log($"{head} SIGSTOP {worker} (pid {pid}) for {stall.TotalSeconds:F0} s (ring timeout {settings.RingTimeout.TotalSeconds:F0} s), then SIGCONT");
                 break;

@@ -32,6 +32,7 @@ public static class StageChecks
                 next++;
             }
         }
+        Assert.True(stage.Progress is not null, $"stage {stage.Name} ({stage.State}) has no progress on record");
         Assert.Equal(stage.Progress.Steps, next - 1);
         return resumes;
     }

@@ -43,6 +43,31 @@ public abstract class QueueContractTests(QueueServer server)
     static PreprocessTask Task(string id) => new(id, "/data/muge", "train", 0, 0, 10, 64, 32, "/data/vocab.txt", "/shards");
 
     [Fact]
+    public async Task A_new_task_is_always_queued_while_other_keys_change()
+    {
+        // Enqueueing is a transaction conditioned on the task's key not existing. A stage whose enqueue of one shard
+        // answered "already there" for a key that was not (Garnet, in the fault series) waited for that shard forever.
+        var queue = server.Queue(Options());
+        var db = server.Connection.GetDatabase();
+        using var stop = new CancellationTokenSource();
+        var noise = System.Threading.Tasks.Task.Run(async () =>
+        {
+            for (long i = 0; !stop.IsCancellationRequested; i++)
+                await db.HashSetAsync($"test:noise:{i % 64}", "n", i);
+        });
+        var refused = new List<string>();
+        for (int i = 0; i < 400; i++)
+        {
+            string id = $"fresh-{Guid.NewGuid():N}";
+            if (!await queue.EnqueueAsync(Task(id))) refused.Add(id);
+        }
+        await stop.CancelAsync();
+        await noise;
+        Assert.True(refused.Count == 0, $"{refused.Count} of 400 new tasks refused as if queued before: {string.Join(", ", refused.Take(3))}");
+        Assert.Equal(400, (await queue.CountersAsync()).Queued);
+    }
+
+    [Fact]
     public async Task Tasks_are_taken_in_order_completed_once_and_counted()
     {
         var queue = server.Queue(Options());

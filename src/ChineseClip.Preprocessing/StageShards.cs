@@ -4,14 +4,19 @@
 using System.Diagnostics;
 using System.Text.Json;
 using ChineseClip.Data.Shards;
-using ChineseClip.Preprocessing;
+using Microsoft.Extensions.Logging;
 
-namespace ChineseClip.Worker;
+namespace ChineseClip.Preprocessing;
 
 public sealed class StageShards(ITaskQueue queue, ILogger log)
 {
     const string PlanFile = "plan.json";
     public static readonly TimeSpan Patience = TimeSpan.FromHours(2);
+
+    /// <summary>How often rank 0, while it waits, queues again the tasks of shards not built yet (a no-op for a task
+    /// still queued or running): a task lost on the way (an enqueue the server never applied, a Redis without
+    /// persistence restarted) would otherwise leave every rank waiting out the patience.</summary>
+    public TimeSpan RequeueEvery { get; init; } = TimeSpan.FromSeconds(10);
 
     /// <summary>Returns the folder holding the complete train shards of the stage.</summary>
     public async Task<string> PrepareAsync(string trainData, string vocab, string shardsDir, int resolution, int contextLength, int rank,
@@ -19,23 +24,32 @@ public sealed class StageShards(ITaskQueue queue, ILogger log)
     {
         Directory.CreateDirectory(shardsDir);
         string plan = Path.Combine(shardsDir, PlanFile);
-        if (rank == 0)
+        IReadOnlyList<ShardSpec> specs = [];
+        string? traceParent = Activity.Current?.Id is { Length: > 0 } parent ? parent : null;
+        // Queues the task of every shard not built yet (built by an earlier attempt, or since); the queue refuses ids
+        // it already holds. Returns how many it queued.
+        async Task<int> QueueMissing()
         {
-            var specs = ShardBuilder.Plan(trainData, "train", pairsPerShard, resolution, contextLength, e => log.LogWarning("{Problem}", e));
-            string traceParent = Activity.Current?.Id ?? "";
             int queued = 0;
             foreach (var spec in specs)
             {
-                if (File.Exists(Path.Combine(shardsDir, spec.Info.FileName()))) continue; // built by an earlier attempt
-                var task = PreprocessTask.ForShard(spec, vocab, shardsDir, traceParent.Length > 0 ? traceParent : null);
+                if (File.Exists(Path.Combine(shardsDir, spec.Info.FileName()))) continue;
+                var task = PreprocessTask.ForShard(spec, vocab, shardsDir, traceParent);
                 if (await Patiently(() => queue.EnqueueAsync(task), cancel)) queued++;
             }
+            return queued;
+        }
+        if (rank == 0)
+        {
+            specs = ShardBuilder.Plan(trainData, "train", pairsPerShard, resolution, contextLength, e => log.LogWarning("{Problem}", e));
+            int queued = await QueueMissing();
             File.WriteAllText(plan + ".tmp", JsonSerializer.Serialize(new { shards = specs.Count }));
             File.Move(plan + ".tmp", plan, overwrite: true);
             log.LogInformation("{Data}: {Shards} shard(s) of the train split, {Queued} queued for the preprocessors", trainData, specs.Count, queued);
         }
 
         var watch = Stopwatch.StartNew();
+        var sinceQueued = Stopwatch.StartNew();
         while (true)
         {
             cancel.ThrowIfCancellationRequested();
@@ -49,6 +63,12 @@ public sealed class StageShards(ITaskQueue queue, ILogger log)
                     var dead = (await Patiently(queue.DeadLettersAsync, cancel)).FirstOrDefault(d => d.TaskId.StartsWith(Path.GetFullPath(shardsDir), StringComparison.Ordinal));
                     if (dead is not null)
                         throw new InvalidDataException($"preprocessing failed for {dead.TaskId} after {dead.Attempts} attempt(s): {dead.Error}");
+                    if (sinceQueued.Elapsed >= RequeueEvery)
+                    {
+                        sinceQueued.Restart();
+                        if (await QueueMissing() is > 0 and var again)
+                            log.LogWarning("{Shards}: {Again} shard task(s) were in no queue and are queued again", shardsDir, again);
+                    }
                 }
             }
             if (watch.Elapsed > Patience)
