@@ -75,6 +75,75 @@ public sealed class StallTests : IDisposable
         }
     }
 
+    [Fact]
+    public async Task A_stage_re_formed_while_Redis_is_unreachable_starts_once_it_is_back()
+    {
+        // The fault series hung so: a stage re-formed after a stall, Redis restarted before the next attempt started,
+        // and the coordinator, failing to record the start, kept its workers marked busy with a run that never began.
+        string demo = Path.Combine(_root, "demo");
+        DemoDataGenerator.Generate(demo, seed: 1, scale: 0.25);
+        Directory.CreateDirectory(ClusterFixture.LogDirectory);
+        foreach (string old in Directory.GetFiles(ClusterFixture.LogDirectory, "fault-*.log")) File.Delete(old);
+        using var cluster = new FaultCluster(_root, "redis", workers: 2, RingTimeout, pairsPerShard: 16);
+        var stalled = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        cluster.Output += (name, text) =>
+        {
+            if (name == "worker-1" && text.Contains("Global Steps: 5/", StringComparison.Ordinal) && !stalled.Task.IsCompleted)
+            {
+                cluster.Signal("worker-1", FaultCluster.SigStop);
+                stalled.TrySetResult();
+            }
+        };
+        try
+        {
+            cluster.StartAll();
+            using var channel = GrpcChannel.ForAddress(cluster.CoordinatorAddress);
+            var client = new Coordinator.CoordinatorClient(channel);
+            var deadline = DateTime.UtcNow + ClusterFixture.Patience;
+            while ((await Retry(() => client.ListWorkersAsync(new ListWorkersRequest()).ResponseAsync)).Workers.Count < 2)
+            {
+                Assert.True(DateTime.UtcNow < deadline, "the workers did not join");
+                await Task.Delay(200);
+            }
+            var schedule = new FaultSeries(new FaultSeriesSettings { Epochs = [3, 1, 1] }, _ => { }).DemoSchedule(demo, "redis away");
+            schedule.Stages.RemoveAt(2);
+            schedule.Stages.RemoveAt(1);
+            string id = (await client.SubmitScheduleAsync(new SubmitScheduleRequest { Schedule = schedule })).Id;
+
+            await stalled.Task.WaitAsync(ClusterFixture.Patience);
+            // worker-0 times out on the ring and the stage is re-formed; it waits for worker-1 to leave the old run.
+            while (await client.GetScheduleAsync(new GetScheduleRequest { Id = id }) is not { Stages: [{ State: RunState.Pending, Recoveries: >= 1 }] })
+            {
+                Assert.True(DateTime.UtcNow < deadline, "the stage was not re-formed after worker-1 stopped");
+                await Task.Delay(100);
+            }
+            cluster.Signal("redis", FaultCluster.SigStop);
+            cluster.Signal("worker-1", FaultCluster.SigCont);
+            // worker-1 reports the old run's end, the coordinator tries to start the next attempt and cannot record it.
+            await Task.Delay(TimeSpan.FromSeconds(12));
+            var meanwhile = await client.GetScheduleAsync(new GetScheduleRequest { Id = id });
+            cluster.Signal("redis", FaultCluster.SigCont);
+
+            ScheduleStatus status;
+            while (true)
+            {
+                status = await Retry(() => client.GetScheduleAsync(new GetScheduleRequest { Id = id }).ResponseAsync);
+                if (status.State is RunState.Succeeded or RunState.Failed or RunState.Cancelled) break;
+                Assert.True(DateTime.UtcNow < deadline + ClusterFixture.Patience,
+                    $"the schedule did not go on after Redis came back (stage {status.Stages[0].State}, attempt {status.Stages[0].Attempt})");
+                await Task.Delay(200);
+            }
+            Assert.True(status.State == RunState.Succeeded, $"{status.State}: {status.Error}");
+            Assert.Equal(RunState.Pending, meanwhile.Stages[0].State); // the start could not be recorded while Redis was away
+            StageChecks.AssertEveryStepOnce(status.Stages[0]);
+        }
+        finally
+        {
+            try { cluster.Signal("worker-1", FaultCluster.SigCont); cluster.Signal("redis", FaultCluster.SigCont); } catch (InvalidOperationException) { }
+            cluster.StopAll();
+        }
+    }
+
     static async Task<T> Retry<T>(Func<Task<T>> call)
     {
         for (int attempt = 1; ; attempt++)

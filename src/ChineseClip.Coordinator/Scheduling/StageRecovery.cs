@@ -75,6 +75,7 @@ public sealed class StageRecovery(ScheduleStore store, WorkerRegistry workers, R
             var stage = RunId.TryParse(runId, out var run) && store.Get(run.ScheduleId) is { } schedule
                 && run.StageIndex < schedule.Stages.Count ? schedule.Stages[run.StageIndex] : null;
             bool ended = stage is null || stage.State is RunState.Succeeded or RunState.Failed or RunState.Cancelled
+                || run.Attempt > stage.Attempt // a run that never began (its start was not recorded)
                 || stage.State == RunState.Running && (stage.Attempt != run.Attempt
                     || _finished.TryGetValue(runId, out var done) && done.ContainsKey(stage.Members.IndexOf(worker.Info.Name)));
             if (!ended) continue;

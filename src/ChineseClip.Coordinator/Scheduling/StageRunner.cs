@@ -115,22 +115,20 @@ public sealed class StageRunner : BackgroundService
 
         foreach (var m in members) m.RunId = runId;
         if (members.Count > 1) _rendezvous.Open(runId, members.Count);
-        var updated = await _store.UpdateAsync(schedule.Id, s =>
+        ScheduleStatus? updated;
+        try
         {
-            if (!Placement.IsActive(s.State)) return false;
-            var st = s.Stages[index];
-            st.State = RunState.Running;
-            st.Attempt = run.Attempt;
-            st.GlobalBatch = plan.GlobalBatch;
-            st.InitCheckpoint = plan.Init;
-            st.InitFrom = plan.InitFrom;
-            st.RunDir = plan.RunDir;
-            st.Members.Clear();
-            st.Members.AddRange(members.Select(m => m.Info.Name));
-            st.Error = "";
-            s.State = RunState.Running;
-            return true;
-        });
+            updated = await _store.UpdateAsync(schedule.Id, s => MarkStarted(s, index, run, plan, members));
+        }
+        catch
+        {
+            // Redis unreachable: the stage did not start, so its workers are free again for the next pass, which tries
+            // again (left marked busy with a run that never began, nothing would ever free them: a fault series hung so,
+            // a Garnet restart during a re-form).
+            foreach (var m in members) m.RunId = null;
+            _rendezvous.Close(runId, "the stage did not start");
+            throw;
+        }
         if (updated is null)
         {
             foreach (var m in members) m.RunId = null;
@@ -151,6 +149,23 @@ public sealed class StageRunner : BackgroundService
                 },
             });
         }
+    }
+
+    static bool MarkStarted(ScheduleStatus s, int index, RunId run, StagePlan plan, IReadOnlyList<WorkerConnection> members)
+    {
+        if (!Placement.IsActive(s.State)) return false;
+        var st = s.Stages[index];
+        st.State = RunState.Running;
+        st.Attempt = run.Attempt;
+        st.GlobalBatch = plan.GlobalBatch;
+        st.InitCheckpoint = plan.Init;
+        st.InitFrom = plan.InitFrom;
+        st.RunDir = plan.RunDir;
+        st.Members.Clear();
+        st.Members.AddRange(members.Select(m => m.Info.Name));
+        st.Error = "";
+        s.State = RunState.Running;
+        return true;
     }
 
     /// <summary>A rank's progress (kept with the last validation when a plain step report arrives) and the newest
