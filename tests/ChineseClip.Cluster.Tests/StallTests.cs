@@ -36,15 +36,9 @@ public sealed class StallTests : IDisposable
         };
         try
         {
-            cluster.StartAll();
-            using var channel = GrpcChannel.ForAddress(cluster.CoordinatorAddress);
+            using var channel = await Start(cluster);
             var client = new Coordinator.CoordinatorClient(channel);
             var deadline = DateTime.UtcNow + ClusterFixture.Patience;
-            while ((await Retry(() => client.ListWorkersAsync(new ListWorkersRequest()).ResponseAsync)).Workers.Count < 2)
-            {
-                Assert.True(DateTime.UtcNow < deadline, "the workers did not join");
-                await Task.Delay(200);
-            }
             var schedule = new FaultSeries(new FaultSeriesSettings { Epochs = [1, 2, 1] }, _ => { }).DemoSchedule(demo, "stall");
             schedule.Stages.RemoveAt(2);
             string id = (await client.SubmitScheduleAsync(new SubmitScheduleRequest { Schedule = schedule })).Id;
@@ -96,15 +90,9 @@ public sealed class StallTests : IDisposable
         };
         try
         {
-            cluster.StartAll();
-            using var channel = GrpcChannel.ForAddress(cluster.CoordinatorAddress);
+            using var channel = await Start(cluster);
             var client = new Coordinator.CoordinatorClient(channel);
             var deadline = DateTime.UtcNow + ClusterFixture.Patience;
-            while ((await Retry(() => client.ListWorkersAsync(new ListWorkersRequest()).ResponseAsync)).Workers.Count < 2)
-            {
-                Assert.True(DateTime.UtcNow < deadline, "the workers did not join");
-                await Task.Delay(200);
-            }
             var schedule = new FaultSeries(new FaultSeriesSettings { Epochs = [3, 1, 1] }, _ => { }).DemoSchedule(demo, "redis away");
             schedule.Stages.RemoveAt(2);
             schedule.Stages.RemoveAt(1);
@@ -142,6 +130,21 @@ public sealed class StallTests : IDisposable
             try { cluster.Signal("worker-1", FaultCluster.SigCont); cluster.Signal("redis", FaultCluster.SigCont); } catch (InvalidOperationException) { }
             cluster.StopAll();
         }
+    }
+
+    /// <summary>Starts the cluster's processes; returns a channel to its coordinator once both workers joined.</summary>
+    static async Task<GrpcChannel> Start(FaultCluster cluster)
+    {
+        cluster.StartAll();
+        var channel = GrpcChannel.ForAddress(cluster.CoordinatorAddress);
+        var client = new Coordinator.CoordinatorClient(channel);
+        var deadline = DateTime.UtcNow + ClusterFixture.Patience;
+        while ((await Retry(() => client.ListWorkersAsync(new ListWorkersRequest()).ResponseAsync)).Workers.Count < 2)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the workers did not join");
+            await Task.Delay(200);
+        }
+        return channel;
     }
 
     static async Task<T> Retry<T>(Func<Task<T>> call)
