@@ -44,6 +44,9 @@ public sealed class ServedCollections : IHealthCheck, IDisposable
     readonly ILogger<ServedCollections> _log;
     /// <summary>How long a replaced version stays alive for the searches that took it before the swap.</summary>
     readonly TimeSpan _grace;
+    /// <summary>The model loads started with the service (an ONNX export the first time): waited for when it stops, so
+    /// that none writes into its folder afterwards (a test's cleanup once raced an export still under way).</summary>
+    readonly List<Task> _warming = [];
 
     public ServedCollections(IServiceProvider services, ModelHosts hosts, ILogger<ServedCollections> log)
     {
@@ -61,7 +64,7 @@ public sealed class ServedCollections : IHealthCheck, IDisposable
                 collection.Swap(CollectionVersion.Open(folder));
                 _collections[collection.Name] = collection;
                 var model = collection.Current!.Manifest.Model;
-                _ = Task.Run(() => Warm(model)); // the first query should not pay for loading the model
+                _warming.Add(Task.Run(() => Warm(model))); // the first query should not pay for loading the model
             }
             catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)
             {
@@ -121,6 +124,8 @@ public sealed class ServedCollections : IHealthCheck, IDisposable
 
     public void Dispose()
     {
+        if (!Task.WaitAll([.. _warming], TimeSpan.FromMinutes(2)))
+            _log.LogWarning("stopping while a model is still loading");
         foreach (var c in All) c.Current?.Dispose();
     }
 }
