@@ -16,7 +16,12 @@ public sealed class ApiException(int status, string message) : Exception(message
 }
 
 public sealed class Deployer(ServedCollections collections, ModelHosts hosts, CoordinatorChannel coordinator, IServiceProvider services, ILogger<Deployer> log)
+    : IDisposable
 {
+    /// <summary>Deploys under way: waited for when the service stops, so that none writes into the collection's folder
+    /// (or loads a model into hosts being disposed) afterwards.</summary>
+    readonly List<Task> _running = [];
+
     public sealed record Plan(ServedCollection Collection, ModelInfo Model);
 
     /// <summary>Which checkpoint <paramref name="scheduleId"/>'s stage (default: its last) deploys to the collection.</summary>
@@ -76,8 +81,24 @@ public sealed class Deployer(ServedCollections collections, ModelHosts hosts, Co
                 throw new ApiException(409, $"collection '{collection.Name}': a deploy of schedule '{running.Schedule}' is running");
             collection.Deploy = status;
         }
-        _ = Task.Run(() => Run(plan, status));
+        var task = Task.Run(() => Run(plan, status));
+        lock (_running)
+        {
+            _running.RemoveAll(t => t.IsCompleted);
+            _running.Add(task);
+        }
         return status;
+    }
+
+    public void Dispose()
+    {
+        Task[] running;
+        lock (_running) running = [.. _running];
+        try
+        {
+            if (!Task.WaitAll(running, TimeSpan.FromMinutes(2))) log.LogWarning("stopping while a deploy is still running");
+        }
+        catch (AggregateException) { } // a deploy's failure is in its collection's status already
     }
 
     async Task Run(Plan plan, DeployStatus status)
