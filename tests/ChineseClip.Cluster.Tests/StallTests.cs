@@ -21,10 +21,7 @@ public sealed class StallTests : IDisposable
     public async Task A_worker_stopped_past_the_ring_timeout_while_a_stage_starts_does_not_fail_the_schedule(string watched, string line)
     {
         string demo = Path.Combine(_root, "demo");
-        DemoDataGenerator.Generate(demo, seed: 1, scale: 0.25);
-        Directory.CreateDirectory(ClusterFixture.LogDirectory);
-        foreach (string old in Directory.GetFiles(ClusterFixture.LogDirectory, "fault-*.log")) File.Delete(old);
-        using var cluster = new FaultCluster(_root, "redis", workers: 2, RingTimeout, pairsPerShard: 16);
+        using var cluster = NewCluster(demo);
         var stalled = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
         cluster.Output += (name, text) =>
         {
@@ -75,10 +72,7 @@ public sealed class StallTests : IDisposable
         // The fault series hung so: a stage re-formed after a stall, Redis restarted before the next attempt started,
         // and the coordinator, failing to record the start, kept its workers marked busy with a run that never began.
         string demo = Path.Combine(_root, "demo");
-        DemoDataGenerator.Generate(demo, seed: 1, scale: 0.25);
-        Directory.CreateDirectory(ClusterFixture.LogDirectory);
-        foreach (string old in Directory.GetFiles(ClusterFixture.LogDirectory, "fault-*.log")) File.Delete(old);
-        using var cluster = new FaultCluster(_root, "redis", workers: 2, RingTimeout, pairsPerShard: 16);
+        using var cluster = NewCluster(demo);
         var stalled = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         cluster.Output += (name, text) =>
         {
@@ -130,6 +124,16 @@ public sealed class StallTests : IDisposable
             try { cluster.Signal("worker-1", FaultCluster.SigCont); cluster.Signal("redis", FaultCluster.SigCont); } catch (InvalidOperationException) { }
             cluster.StopAll();
         }
+    }
+
+    /// <summary>A quarter of the demo data in <paramref name="demo"/> and a cluster (redis-server, two workers) over it,
+    /// not started yet; the previous cluster's logs are removed.</summary>
+    FaultCluster NewCluster(string demo)
+    {
+        DemoDataGenerator.Generate(demo, seed: 1, scale: 0.25);
+        Directory.CreateDirectory(ClusterFixture.LogDirectory);
+        foreach (string old in Directory.GetFiles(ClusterFixture.LogDirectory, "fault-*.log")) File.Delete(old);
+        return new FaultCluster(_root, "redis", workers: 2, RingTimeout, pairsPerShard: 16);
     }
 
     /// <summary>Starts the cluster's processes; returns a channel to its coordinator once both workers joined.</summary>
