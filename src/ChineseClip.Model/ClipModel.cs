@@ -26,7 +26,8 @@ public sealed class ClipModel : nn.Module<Tensor, Tensor, ClipOutput>
     {
         Config = config;
         text_projection = nn.Parameter(empty(config.TextHiddenSize, config.EmbedDim));
-        logit_scale = nn.Parameter(ones([]) * Math.Log(1 / 0.07));
+        using (Scalar initialScale = Math.Log(1 / 0.07))
+            logit_scale = nn.Parameter(ones([]) * initialScale);
         visual = config.IsResNet
             ? new ModifiedResNet(config.VisionLayers, config.EmbedDim, config.VisionHeads, config.ImageResolution, config.VisionWidth)
             : new VisionTransformer(config.ImageResolution, config.VisionPatchSize!.Value, config.VisionWidth,

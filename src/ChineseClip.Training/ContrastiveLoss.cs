@@ -1,5 +1,7 @@
 // The symmetric InfoNCE loss of the official recipe: logits over the batch, labels = arange, mean of both directions.
+using ChineseClip.Model.Towers;
 using ChineseClip.Training.Distributed;
+using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 
@@ -7,6 +9,8 @@ namespace ChineseClip.Training;
 
 public static class ContrastiveLoss
 {
+    static readonly Scalar Two = 2;
+
     /// <summary>(CE(image->text) + CE(text->image)) / 2 for normalised features of matching rows.</summary>
     public static Tensor Compute(Tensor imageFeatures, Tensor textFeatures, Tensor logitScale) =>
         Compute(imageFeatures, textFeatures, logitScale, out _);
@@ -16,8 +20,9 @@ public static class ContrastiveLoss
     {
         using var scope = NewDisposeScope();
         logitsPerImage = logitScale * imageFeatures.matmul(textFeatures.t());
-        Tensor labels = arange(imageFeatures.shape[0], dtype: ScalarType.Int64, device: imageFeatures.device);
-        Tensor loss = (F.cross_entropy(logitsPerImage, labels) + F.cross_entropy(logitsPerImage.t(), labels)) / 2;
+        using Scalar batch = imageFeatures.shape[0];
+        Tensor labels = arange(batch, dtype: ScalarType.Int64, device: imageFeatures.device);
+        Tensor loss = Sum.Of(F.cross_entropy(logitsPerImage, labels), F.cross_entropy(logitsPerImage.t(), labels)).div(Two);
         logitsPerImage = logitsPerImage.MoveToOuterDisposeScope();
         return loss.MoveToOuterDisposeScope();
     }

@@ -14,6 +14,7 @@
 using System.Runtime.CompilerServices;
 using ChineseClip.Model;
 using ChineseClip.Model.Runtime;
+using ChineseClip.Model.Towers;
 using ChineseClip.Training.Distributed;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -124,13 +125,15 @@ public sealed class FlatAdamW : AdamW
             {
                 long n = Math.Min(ChunkElements, start + count - at);
                 using Tensor w = _weights!.narrow(0, at, n), m = _expAvg!.narrow(0, at, n), v = _expAvgSq!.narrow(0, at, n), grad = gradients.narrow(0, at, n);
-                // TorchSharp's AdamW, operation for operation.
-                w.mul_(1 - lr * weightDecay);
-                m.mul_(beta1).add_(grad, alpha: 1 - beta1);
-                v.mul_(beta2).addcmul_(grad, grad, value: 1 - beta2);
+                // TorchSharp's AdamW, operation for operation; each number a Scalar held across its call.
+                using Scalar decay = 1 - lr * weightDecay, b1 = beta1, b2 = beta2, oneMinusB1 = 1 - beta1, oneMinusB2 = 1 - beta2,
+                    correction2 = Math.Sqrt(biasCorrection2), epsilon = eps, stepSize = -lr / biasCorrection1;
+                w.mul_(decay);
+                m.mul_(b1).add_(grad, alpha: oneMinusB1);
+                v.mul_(b2).addcmul_(grad, grad, value: oneMinusB2);
                 using Tensor denom = v.sqrt();
-                denom.div_(Math.Sqrt(biasCorrection2)).add_(eps);
-                w.addcdiv_(m, denom, value: -lr / biasCorrection1);
+                denom.div_(correction2).add_(epsilon, Sum.One);
+                w.addcdiv_(m, denom, value: stepSize);
             }
         }
         FlatSteps++;

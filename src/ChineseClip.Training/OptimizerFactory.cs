@@ -46,6 +46,8 @@ public static class OptimizerFactory
     public static void ClampLogitScale(ClipModel model)
     {
         using var _ = no_grad();
-        model.LogitScale.clamp_(0, Math.Log(100));
+        model.LogitScale.clamp_(LogitScaleMin, LogitScaleMax);
     }
+
+    static readonly Scalar LogitScaleMin = 0, LogitScaleMax = Math.Log(100);
 }

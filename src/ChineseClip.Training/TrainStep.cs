@@ -1,6 +1,7 @@
 // One single-process optimisation step of the official recipe (the data-parallel step arrives with collectives).
 using ChineseClip.Model;
 using ChineseClip.Training.Distributed;
+using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -162,7 +163,8 @@ public static class TrainStep
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        Tensor labels = arange(logits.shape[0], dtype: ScalarType.Int64, device: logits.device);
+        using Scalar batch = logits.shape[0];
+        Tensor labels = arange(batch, dtype: ScalarType.Int64, device: logits.device);
         double i2t = logits.argmax(1).eq(labels).to(ScalarType.Float64).mean().item<double>();
         double t2i = logits.argmax(0).eq(labels).to(ScalarType.Float64).mean().item<double>();
         return new StepResult(loss, i2t, t2i, model.LogitScale.exp().item<float>());

@@ -64,7 +64,8 @@ public class RingCollectivesTests
     {
         var results = OnRanks(3, ring =>
         {
-            using var local = full(2, 3, ring.Rank * 10L, dtype: ScalarType.Int64);
+            using Scalar value = ring.Rank * 10L;
+            using var local = full(2, 3, value, dtype: ScalarType.Int64);
             return ring.AllGather(local).Select(t => (t.dtype, t.shape, t.data<long>().ToArray())).ToArray();
         }, transport);
         foreach (var gathered in results)
@@ -83,7 +84,8 @@ public class RingCollectivesTests
     {
         var results = OnRanks(3, ring =>
         {
-            using var storage = full(5, 4, (double)ring.Rank, dtype: ScalarType.Float64);
+            using Scalar rank = (double)ring.Rank;
+            using var storage = full(5, 4, rank, dtype: ScalarType.Float64);
             using var view = storage.t(); // 4 x 5, not contiguous
             ring.Broadcast(view, root);
             return storage.data<double>().ToArray();

@@ -16,9 +16,11 @@ public class LayerTests
         using var norm = new Fp32LayerNorm(768, 1e-5);
         using (no_grad())
         {
-            foreach (var (_, p) in norm.named_parameters()) p.copy_(randn(768) * 0.5 + 1);
+            using Scalar half = 0.5;
+            foreach (var (_, p) in norm.named_parameters()) p.copy_((randn(768) * half).add(Sum.One, Sum.One));
         }
-        using var x32 = randn(4, 197, 768) * 3 + 0.7;
+        using Scalar three = 3, offset = 0.7;
+        using var x32 = (randn(4, 197, 768) * three).add(offset, Sum.One);
         using var x = x32.to(ScalarType.BFloat16);
         using var expected = nn.functional.layer_norm(x.to(ScalarType.Float32), [768],
             norm.named_parameters().First(p => p.name == "weight").parameter.to(ScalarType.BFloat16).to(ScalarType.Float32),
@@ -27,13 +29,16 @@ public class LayerTests
         using var actual = norm.forward(x);
         Assert.Equal(ScalarType.BFloat16, actual.dtype);
         using var diff = (actual.to(ScalarType.Float32) - expected.to(ScalarType.Float32)).abs();
-        using var scale = expected.to(ScalarType.Float32).abs() + 1e-3;
+        using Scalar floor = 1e-3, zero = 0;
+        using var scale = expected.to(ScalarType.Float32).abs().add(floor, Sum.One);
         // One bf16 ulp is 2^-8 relative: allow one, on any element; almost all must be identical.
         Assert.True((diff / scale).max().item<float>() <= 1.0f / 128, $"max relative difference {(diff / scale).max().item<float>()}");
-        Assert.True(diff.eq(0).to(ScalarType.Float32).mean().item<float>() > 0.99f);
+        Assert.True(diff.eq(zero).to(ScalarType.Float32).mean().item<float>() > 0.99f);
     }
 
-    static double Relative(Tensor a, Tensor b) => ((a - b).norm() / (b.norm() + 1e-30)).item<float>();
+    static readonly Scalar Tiny = 1e-30;
+
+    static double Relative(Tensor a, Tensor b) => ((a - b).norm() / b.norm().add(Tiny, Sum.One)).item<float>();
 
     // A contiguous 3-D input runs as exactly one addmm over its 2-D view (bias in the product); the other path is
     // TorchSharp's F.linear: the matmul, then the bias added.
@@ -80,7 +85,7 @@ public class LayerTests
         using var scope = NewDisposeScope();
         Tensor x = input.detach().requires_grad_(true);
         Tensor[] outputs = forward(x);
-        outputs.Zip(weightings, (o, w) => (o * w).sum()).Aggregate((a, b) => a + b).backward();
+        outputs.Zip(weightings, (o, w) => (o * w).sum()).Aggregate(Sum.Of).backward();
         var grads = module.named_parameters().Where(p => p.parameter.grad is not null)
             .ToDictionary(p => p.name, p => p.parameter.grad!.clone().MoveToOuterDisposeScope());
         if (x.grad is not null) grads["(input)"] = x.grad.clone().MoveToOuterDisposeScope();
@@ -155,7 +160,7 @@ public class LayerTests
             var (q, k, v) = PackedQkv.Split(x, heads: 4, KernelChoices.Default with { UnbindPackedQkv = unbind });
             Tensor[] parts = [q, k, v];
             Assert.All(parts, p => Assert.Equal([3L, 4, 5, 8], p.shape));
-            parts.Zip(weightings, (p, w) => (p * w).sum()).Aggregate((a, b) => a + b).backward();
+            parts.Zip(weightings, (p, w) => (p * w).sum()).Aggregate(Sum.Of).backward();
             return (Strides: parts.Select(p => p.stride()).ToArray(), Values: parts.Select(p => p.detach().clone().MoveToOuterDisposeScope()).ToArray(),
                 Grad: x.grad!.clone().MoveToOuterDisposeScope());
         }).ToList();
@@ -198,7 +203,8 @@ public class LayerTests
     {
         torch.manual_seed(25);
         using var mlp = new VisionMlp(64);
-        using var x = randn(4, 9, 64) * 2;
+        using Scalar two = 2;
+        using var x = randn(4, 9, 64) * two;
         Tensor[] weightings = [randn(4, 9, 64)];
         Tensor[] Forward(Tensor input) => [mlp.forward(input)];
         var gelu = Pass(mlp, x, Forward, weightings);

@@ -66,7 +66,8 @@ public class DataParallelTests
             foreach (var (pixels, ids) in batches)
             {
                 // Rank r takes rows r, r + W, r + 2W, ... of the global batch, as the sampler slices it.
-                using var rows = arange(r, pixels.shape[0], worldSize, dtype: ScalarType.Int64);
+                using Scalar first = r, end = pixels.shape[0], stride = worldSize;
+                using var rows = arange(first, end, stride, dtype: ScalarType.Int64);
                 Tensor localPixels = pixels.index_select(0, rows), localIds = ids.index_select(0, rows);
                 var micro = Enumerable.Range(0, accumFreq).Select(j =>
                 {
@@ -76,7 +77,8 @@ public class DataParallelTests
                 // ranks_per_worker k: part m is rows m, m + k, ... of this worker's share (the trainer splits so).
                 var parts = Enumerable.Range(0, ranksPerWorker).Select(m =>
                 {
-                    using var own = arange(m, localPixels.shape[0], ranksPerWorker, dtype: ScalarType.Int64);
+                    using Scalar first = m, end = localPixels.shape[0], stride = ranksPerWorker;
+                    using var own = arange(first, end, stride, dtype: ScalarType.Int64);
                     return (localPixels.index_select(0, own), localIds.index_select(0, own));
                 }).ToList();
                 var step = ranksPerWorker == 1

@@ -72,7 +72,7 @@ public class GradientMemoryTests
         Assert.True(total > 0);
         Assert.Equal(total, bucket.Flat.abs().sum().item<float>(), 1e-3 * total);
         // Writing through the bucket is seen by every parameter's .grad: they share its storage.
-        bucket.Flat.fill_(2);
+        using (Scalar two = 2) bucket.Flat.fill_(two);
         Assert.All(trainable, p => Assert.Equal(2f, p.grad!.mean().item<float>()));
         Assert.Same(bucket, GradientBucket.For(model)); // made once, not per step
     }

@@ -44,7 +44,9 @@ public class OptimizerFactoryTests
     public void A_step_keeps_logit_scale_within_zero_and_ln_100()
     {
         using var model = new ClipModel(Architectures.Resolve(SharedFiles.Path("fixtures", "official-tiny", "arch.json")));
-        using (no_grad()) model.LogitScale.fill_(4.7);
+        using (no_grad())
+        using (Scalar scale = 4.7)
+            model.LogitScale.fill_(scale);
         using var optimizer = OptimizerFactory.CreateAdamW(model, AdamWSettings.OfficialFor(model.Config, lr: 1e-3));
         torch.manual_seed(1);
         using var pixels = randn(2, 3, 64, 64);

@@ -5,6 +5,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using ChineseClip.Cli.Launching;
 using ChineseClip.Distributed;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace ChineseClip.Cli.Commands;
@@ -56,7 +57,7 @@ public static class BenchAllReduceCommand
         bool correct = true;
         for (int i = 0; i <= iterations; i++)
         {
-            data.fill_(rank + 1);
+            using (Scalar value = rank + 1) data.fill_(value);
             ring.Barrier();
             var watch = Stopwatch.StartNew();
             ring.AllReduceSum(data);

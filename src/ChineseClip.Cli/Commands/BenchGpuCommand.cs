@@ -202,8 +202,9 @@ public static class BenchGpuCommand
         }
         double lossError = cpuLosses.Zip(gpuLosses, (c, g) => Math.Abs(c - g) / Math.Max(Math.Abs(c), 1e-6)).Max();
         var gpuState = gpuModel.state_dict();
+        using Scalar tiny = 1e-12;
         double weightError = cpuModel.state_dict().Where(kv => kv.Value.is_floating_point())
-            .Max(kv => ((gpuState[kv.Key].cpu().to(ScalarType.Float32) - kv.Value).norm() / (kv.Value.norm() + 1e-12)).item<float>());
+            .Max(kv => ((gpuState[kv.Key].cpu().to(ScalarType.Float32) - kv.Value).norm() / kv.Value.norm().add(tiny, Sum.One)).item<float>());
         double bound = precision == "bf16" ? 2e-2 : 1e-3;
         return (lossError <= bound && weightError <= bound * 10, new
         {

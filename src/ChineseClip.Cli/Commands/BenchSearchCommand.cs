@@ -5,6 +5,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
+using ChineseClip.Model.Towers;
 using ChineseClip.Search;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -52,8 +53,9 @@ public static class BenchSearchCommand
             Tensor Draw(int count)
             {
                 using var scope = NewDisposeScope();
+                using Scalar sigma = ClusterSigma / Math.Sqrt(d);
                 Tensor x = clustered
-                    ? centres.index_select(0, randint(c, count)) + randn(count, d) * (ClusterSigma / Math.Sqrt(d))
+                    ? Sum.Of(centres.index_select(0, randint(c, count)), randn(count, d) * sigma)
                     : randn(count, d);
                 return nn.functional.normalize(x, dim: 1).MoveToOuterDisposeScope();
             }

@@ -197,6 +197,9 @@ public sealed class BertEncoder : nn.Module<Tensor, Tensor?, Tensor>
 public sealed class BertModel : nn.Module<Tensor, Tensor>
 {
     public const long PadId = 0;
+    static readonly Scalar HeldPadId = PadId;
+    // The additive attention mask's score at [PAD], as the official BERT.
+    static readonly Scalar MaskedScore = -10000.0;
 
     private readonly BertEmbeddings embeddings;
     private readonly BertEncoder encoder;
@@ -226,7 +229,7 @@ public sealed class BertModel : nn.Module<Tensor, Tensor>
     public static bool HasPadding(Tensor ids)
     {
         using var scope = NewDisposeScope();
-        return ids.eq(PadId).any().item<bool>();
+        return ids.eq(HeldPadId).any().item<bool>();
     }
 
     public override Tensor forward(Tensor ids) => Encode(ids, null);
@@ -240,7 +243,7 @@ public sealed class BertModel : nn.Module<Tensor, Tensor>
         // Attention mask from [PAD], applied additively with -10000 as the official BERT does; cast once to the
         // activations' dtype here rather than in every layer.
         Tensor? mask = SkipMaskWhenUnpadded && !(padded ?? HasPadding(ids)) ? null
-            : ids.eq(PadId).to(ScalarType.Float32).mul(-10000.0).view(ids.shape[0], 1, 1, ids.shape[1]).to(x.dtype);
+            : ids.eq(HeldPadId).to(ScalarType.Float32).mul(MaskedScore).view(ids.shape[0], 1, 1, ids.shape[1]).to(x.dtype);
         return encoder.forward(x, mask).MoveToOuterDisposeScope();
     }
 

@@ -10,10 +10,11 @@ namespace ChineseClip.Model.Towers;
 /// and leaves it to the finalizer; a GC on another thread while libtorch runs the add can free it under libtorch's
 /// feet (a clean-clone CI run failed once with "Expected false to be true" in c10::Scalar::toFloat, from
 /// VisionTransformer.forward; upstream: dotnet/TorchSharp pull request 1496, open in 0.107). These pass one alpha that
-/// lives as long as the process.</summary>
+/// lives as long as the process. Rule CNCLIP0001 (src/ChineseClip.Analyzers) finds such temporaries anywhere in our code.</summary>
 public static class Sum
 {
-    static readonly Scalar One = 1;
+    /// <summary>1, held for the process's life: an alpha, or a number to add (<c>x.add(Sum.One, Sum.One)</c>).</summary>
+    public static readonly Scalar One = 1;
 
     public static Tensor Of(Tensor a, Tensor b) => a.add(b, One);
 }
@@ -139,9 +140,12 @@ public static class QuickGelu
 {
     public const double Scale = 1.702;
 
+    /// <summary><see cref="Scale"/> held for the process's life, for the products with it.</summary>
+    public static readonly Scalar HeldScale = Scale;
+
     public static Tensor Apply(Tensor x)
     {
         using var scope = NewDisposeScope();
-        return x.mul(x.mul(Scale).sigmoid_()).MoveToOuterDisposeScope();
+        return x.mul(x.mul(HeldScale).sigmoid_()).MoveToOuterDisposeScope();
     }
 }

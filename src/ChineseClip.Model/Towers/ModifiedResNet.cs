@@ -67,7 +67,8 @@ public sealed class AttentionPool2d : nn.Module<Tensor, Tensor>, IKernelChoices
     public AttentionPool2d(int spacialDim, int embedDim, int heads, int outputDim) : base(nameof(AttentionPool2d))
     {
         this.heads = heads;
-        positional_embedding = nn.Parameter(randn(spacialDim * spacialDim + 1, embedDim) / Math.Sqrt(embedDim));
+        using (Scalar root = Math.Sqrt(embedDim))
+            positional_embedding = nn.Parameter(randn(spacialDim * spacialDim + 1, embedDim) / root);
         k_proj = nn.Linear(embedDim, embedDim);
         q_proj = nn.Linear(embedDim, embedDim);
         v_proj = nn.Linear(embedDim, embedDim);

@@ -61,8 +61,8 @@ public sealed class VisionMlp : nn.Module<Tensor, Tensor>, IKernelChoices
         using var scope = NewDisposeScope();
         if (!Kernels.QuickGeluAsSilu)
             return Dense.Linear(c_proj, QuickGelu.Apply(Dense.Linear(c_fc, x, Kernels)), Kernels).MoveToOuterDisposeScope();
-        Tensor scaled = Dense.Linear(x, c_fc.weight!.mul(QuickGelu.Scale), c_fc.bias!.mul(QuickGelu.Scale), Kernels.FoldLinearInputs);
-        return Dense.Linear(F.silu(scaled), c_proj.weight!.div(QuickGelu.Scale), c_proj.bias, Kernels.FoldLinearInputs).MoveToOuterDisposeScope();
+        Tensor scaled = Dense.Linear(x, c_fc.weight!.mul(QuickGelu.HeldScale), c_fc.bias!.mul(QuickGelu.HeldScale), Kernels.FoldLinearInputs);
+        return Dense.Linear(F.silu(scaled), c_proj.weight!.div(QuickGelu.HeldScale), c_proj.bias, Kernels.FoldLinearInputs).MoveToOuterDisposeScope();
     }
 }
 
@@ -134,7 +134,7 @@ public sealed class VisionTransformer : nn.Module<Tensor, Tensor>, IKernelChoice
     {
         this.width = width;
         this.patch = patch;
-        double scale = Math.Pow(width, -0.5);
+        using Scalar scale = Math.Pow(width, -0.5);
         int grid = resolution / patch;
         class_embedding = nn.Parameter(randn(width) * scale);
         positional_embedding = nn.Parameter(randn(grid * grid + 1, width) * scale);
@@ -185,7 +185,7 @@ public sealed class VisionTransformer : nn.Module<Tensor, Tensor>, IKernelChoice
         long n = x.shape[0], l = x.shape[1], d = x.shape[2];
         long keep = (long)((l - 1) * (1 - ratio));
         Tensor noise = rand(n, l - 1, device: x.device);
-        Tensor kept = noise.argsort(dim: 1).narrow(1, 0, keep) + 1;
+        Tensor kept = noise.argsort(dim: 1).narrow(1, 0, keep).add(Sum.One, Sum.One);
         Tensor patches = x.gather(1, kept.unsqueeze(-1).expand(n, keep, d));
         return cat([x.narrow(1, 0, 1), patches], 1);
     }

@@ -2,6 +2,7 @@
 // The attention mask is computed inside the graph from [PAD] (id 0), as the official model does, so a caller passes
 // token ids only and may pad a batch to any length.
 using ChineseClip.Model;
+using ChineseClip.Model.Towers;
 using ChineseClip.Onnx.Graph;
 using static ChineseClip.Onnx.Graph.GraphBuilder;
 using static TorchSharp.torch;
@@ -28,7 +29,7 @@ internal static class BertGraph
             () => w["bert.embeddings.word_embeddings.weight"]), ids], [Attr("axis", 0L)]);
         string length = g.Node("Slice", [g.Node("Shape", [ids]), g.Int64s([1]), g.Int64s([2])]);
         string table = g.Weight("bert.embeddings.position_embeddings.weight.typed", [c.TextMaxPositionEmbeddings, hidden],
-            () => w["bert.embeddings.position_embeddings.weight"] + w["bert.embeddings.token_type_embeddings.weight"][0]);
+            () => Sum.Of(w["bert.embeddings.position_embeddings.weight"], w["bert.embeddings.token_type_embeddings.weight"][0]));
         string positions = g.Node("Slice", [table, g.Int64s([0]), length, g.Int64s([0])]);
         string x = g.Node("Add", [words, positions]);
         x = g.LayerNorm(x, "bert.embeddings.LayerNorm", w["bert.embeddings.LayerNorm.weight"], w["bert.embeddings.LayerNorm.bias"], Eps);

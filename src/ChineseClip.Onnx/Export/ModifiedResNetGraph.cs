@@ -1,8 +1,10 @@
 // The RN50 image tower (ModifiedResNet) as an ONNX graph, BatchNorm in eval mode folded into the convolutions
 // (w * gamma / sqrt(var + eps), beta - mean * gamma / sqrt(var + eps), computed in float64), attention pooling last.
 using ChineseClip.Model;
+using ChineseClip.Model.Towers;
 using ChineseClip.Onnx.Graph;
 using static ChineseClip.Onnx.Graph.GraphBuilder;
+using TorchSharp;
 using static TorchSharp.torch;
 using DataType = Onnx.TensorProto.Types.DataType;
 
@@ -12,6 +14,7 @@ internal static class ModifiedResNetGraph
 {
     /// <summary>nn.BatchNorm2d's default epsilon, which ModifiedResNet's BatchNorm layers use.</summary>
     const double BatchNormEps = 1e-5;
+    static readonly Scalar HeldBatchNormEps = BatchNormEps;
 
     public static void Build(GraphBuilder g, ClipConfig c, StateDict w)
     {
@@ -51,7 +54,7 @@ internal static class ModifiedResNetGraph
     {
         var weight = w[conv + ".weight"];
         long outChannels = weight.shape[0];
-        Tensor Scale() => (w[bn + ".weight"].to(ScalarType.Float64) / (w[bn + ".running_var"].to(ScalarType.Float64) + BatchNormEps).sqrt());
+        Tensor Scale() => w[bn + ".weight"].to(ScalarType.Float64) / w[bn + ".running_var"].to(ScalarType.Float64).add(HeldBatchNormEps, Sum.One).sqrt();
         string folded = g.Weight(conv + ".weight.bn_folded", weight.shape, () => weight.to(ScalarType.Float64) * Scale().view(-1, 1, 1, 1));
         string bias = g.Weight(bn + ".bias.folded", [outChannels],
             () => w[bn + ".bias"].to(ScalarType.Float64) - w[bn + ".running_mean"].to(ScalarType.Float64) * Scale());
@@ -70,8 +73,13 @@ internal static class ModifiedResNetGraph
             g.Weight(p + ".positional_embedding", positions.shape, () => positions)]);
         string first = g.Node("Slice", [tokens, g.Int64s([0]), g.Int64s([1]), g.Int64s([1])]);
         double scale = 1.0 / Math.Sqrt(channels / heads);
+        Tensor Scaled(string name)
+        {
+            using Scalar factor = scale;
+            return w[name] * factor;
+        }
         string q = g.MatMulAdd(first, p + ".q_proj.weight.scaled.T", [channels, channels],
-            () => (w[p + ".q_proj.weight"] * scale).t(), () => w[p + ".q_proj.bias"] * scale);
+            () => Scaled(p + ".q_proj.weight").t(), () => Scaled(p + ".q_proj.bias"));
         string kv = g.MatMulAdd(tokens, p + ".kv_proj.weight.T", [channels, 2 * channels],
             () => cat([w[p + ".k_proj.weight"], w[p + ".v_proj.weight"]]).t(), () => cat([w[p + ".k_proj.bias"], w[p + ".v_proj.bias"]]));
         string[] split = g.SplitLast(kv, channels, 2);

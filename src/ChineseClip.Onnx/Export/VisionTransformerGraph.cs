@@ -1,5 +1,6 @@
 // The ViT image tower as an ONNX graph: the function VisionTransformer.forward computes in eval mode (no FLIP masking).
 using ChineseClip.Model;
+using ChineseClip.Model.Towers;
 using ChineseClip.Onnx.Graph;
 using static ChineseClip.Onnx.Graph.GraphBuilder;
 using DataType = Onnx.TensorProto.Types.DataType;
@@ -26,7 +27,7 @@ internal static class VisionTransformerGraph
 
         // The class token with its position, one per image of the batch.
         string cls = g.Weight("visual.class_embedding.positioned", [1, 1, width],
-            () => (w["visual.class_embedding"] + positions[0]).view(1, 1, width));
+            () => Sum.Of(w["visual.class_embedding"], positions[0]).view(1, 1, width));
         string batch = g.Node("Slice", [g.Node("Shape", [pixels]), g.Int64s([0]), g.Int64s([1])]);
         string clsShape = g.Node("Concat", [batch, g.Int64s([1, width])], [Attr("axis", 0L)]);
         x = g.Node("Concat", [g.Node("Expand", [cls, clsShape]), patches], [Attr("axis", 1L)]);

@@ -1,5 +1,6 @@
 // The layers the towers share, as ONNX subgraphs: linear maps, LayerNorm (float32, as the official LayerNorm),
 // multi-head attention, the two GELUs and L2 normalisation. Each picks the operators of the builder's opset.
+using TorchSharp;
 using static TorchSharp.torch;
 using static ChineseClip.Onnx.Graph.GraphBuilder;
 using DataType = Onnx.TensorProto.Types.DataType;
@@ -112,7 +113,7 @@ internal static class Layers
     public static Tensor ScaleQuery(Tensor packed, long width, int heads)
     {
         var scale = ones_like(packed);
-        scale.narrow(0, 0, width).mul_(1.0 / Math.Sqrt(width / heads));
+        using (Scalar factor = 1.0 / Math.Sqrt(width / heads)) scale.narrow(0, 0, width).mul_(factor);
         return packed.mul(scale);
     }
 

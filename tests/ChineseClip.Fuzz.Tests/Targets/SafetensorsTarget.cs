@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Text;
 using System.Text.Json.Nodes;
 using ChineseClip.Model.Checkpoints;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace ChineseClip.Fuzz.Tests.Targets;
@@ -16,7 +17,8 @@ public sealed class SafetensorsTarget : FuzzTarget
     public override IEnumerable<FuzzCase> Cases(Random random)
     {
         string seedPath = Path.Combine(Work, "seed.safetensors");
-        using (var w = arange(12, dtype: float32).reshape(3, 4))
+        using (Scalar elements = 12)
+        using (var w = arange(elements, dtype: float32).reshape(3, 4))
         using (var b = ones(5, dtype: float16))
             SafetensorsFile.Save(seedPath, [new("module.w", w), new("module.b", b)]);
         byte[] seed = File.ReadAllBytes(seedPath);

@@ -55,7 +55,8 @@ public sealed class TorchCheckpointTarget : FuzzTarget
     byte[] SeedCheckpoint()
     {
         string path = Path.Combine(Work, "seed.pt");
-        using var w = arange(12, dtype: float32).reshape(3, 4);
+        using Scalar elements = 12;
+        using var w = arange(elements, dtype: float32).reshape(3, 4);
         using var b = ones(4, dtype: float16);
         using var view = w[1];
         var stateDict = new Dictionary<string, Tensor> { ["module.w"] = w, ["module.b"] = b, ["module.view"] = view };

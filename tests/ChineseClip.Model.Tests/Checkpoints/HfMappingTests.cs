@@ -56,8 +56,11 @@ public sealed class HfMappingTests : IDisposable
         string path = _kit.File("model.safetensors");
         HfMapping.SaveSafetensors(path, official);
         var withBuffers = SafetensorsFile.Load(path);
-        withBuffers["text_model.embeddings.position_ids"] = torch.arange(64).unsqueeze(0);
-        withBuffers["vision_model.embeddings.position_ids"] = torch.arange(17).unsqueeze(0);
+        using (Scalar textPositions = 64, imagePositions = 17)
+        {
+            withBuffers["text_model.embeddings.position_ids"] = torch.arange(textPositions).unsqueeze(0);
+            withBuffers["vision_model.embeddings.position_ids"] = torch.arange(imagePositions).unsqueeze(0);
+        }
         string buffered = _kit.File("buffers.safetensors");
         SafetensorsFile.Save(buffered, withBuffers);
 

@@ -131,7 +131,8 @@ public sealed class OfficialCheckpointTests : IDisposable
     [Fact]
     public void Views_of_one_shared_storage_load_as_views_of_one_storage_with_their_offsets_and_strides()
     {
-        using var storage = torch.arange(24, dtype: ScalarType.Float32);
+        using Scalar elements = 24;
+        using var storage = torch.arange(elements, dtype: ScalarType.Float32);
         var views = new Dictionary<string, object>
         {
             ["whole"] = new TorchArchiveWriter.StorageView(storage, 0, [4, 6], [6, 1]),
@@ -155,7 +156,8 @@ public sealed class OfficialCheckpointTests : IDisposable
     [Fact]
     public void View_reaching_outside_its_storage_is_refused()
     {
-        using var storage = torch.arange(6, dtype: ScalarType.Float32);
+        using Scalar elements = 6;
+        using var storage = torch.arange(elements, dtype: ScalarType.Float32);
         string path = _kit.File("outside.pt");
         TorchArchiveWriter.Save(path, new Dictionary<string, object?> { ["w"] = new TorchArchiveWriter.StorageView(storage, 4, [2, 2], [2, 1]) });
 

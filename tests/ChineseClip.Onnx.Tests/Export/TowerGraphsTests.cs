@@ -1,6 +1,8 @@
+using ChineseClip.Model.Towers;
 using ChineseClip.Model;
 using ChineseClip.Onnx.Export;
 using ChineseClip.Onnx.Graph;
+using TorchSharp;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
 
@@ -35,11 +37,12 @@ public class TowerGraphsTests(ITestOutputHelper output)
         // Random BatchNorm statistics, so that the folding into the convolutions is exercised (fresh ones are 0 and 1).
         using (no_grad())
         {
+            using Scalar tenth = 0.1, half = 0.5;
             foreach (var (key, t) in model.state_dict())
             {
-                if (key.EndsWith("running_mean")) t.copy_(randn_like(t) * 0.1);
-                else if (key.EndsWith("running_var")) t.copy_(rand_like(t) + 0.5);
-                else if (key.Contains(".bn") && key.EndsWith(".weight")) t.copy_(rand_like(t) + 0.5);
+                if (key.EndsWith("running_mean")) t.copy_(randn_like(t) * tenth);
+                else if (key.EndsWith("running_var")) t.copy_(rand_like(t).add(half, Sum.One));
+                else if (key.Contains(".bn") && key.EndsWith(".weight")) t.copy_(rand_like(t).add(half, Sum.One));
             }
         }
         string dir = Directory.CreateTempSubdirectory("cnclip-onnx-arch").FullName;
