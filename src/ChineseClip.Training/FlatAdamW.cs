@@ -24,8 +24,16 @@ namespace ChineseClip.Training;
 
 public sealed class FlatAdamW : AdamW
 {
-    // Temporaries (the denominator) are made per chunk of a group, so a step needs at most this many extra elements.
-    const long ChunkElements = 1L << 25;
+    // The update runs chunk by chunk, all of its element-wise passes over one chunk before the next, so that the
+    // later passes find the chunk's weights, moments, gradient and denominator in the CPU's cache rather than in
+    // memory. Each element's arithmetic is the same whatever the chunk (bit-identical results). 2^17 elements
+    // (0.5 MiB of fp32 per tensor) measured best of 2^14..2^25 on the 2-core Intel Xeon: the AdamW phase of
+    // `bench train-step --profile` fell from 543 to 282 ms for ViT-B-16 (2 threads) and from 71 to ~48 ms for
+    // small-224 (1 thread) against 2^25-element chunks. The denominator is made per chunk, too.
+    public const long DefaultChunkElements = 1L << 17;
+
+    /// <summary>Elements per chunk of the update (tests vary it to show that it does not change the result).</summary>
+    internal long ChunkElements { get; init; } = DefaultChunkElements;
 
     // The optimizer of each model, so that the bf16 compute copy (made before the optimizer) can find the fp32 flat
     // buffer to re-cast from (Bf16Compute.FlatCopy).

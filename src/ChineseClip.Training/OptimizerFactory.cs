@@ -30,16 +30,19 @@ public static class OptimizerFactory
     }
 
     /// <summary>The official AdamW (two parameter groups), stepping over flat buffers (<see cref="FlatAdamW"/>).</summary>
-    public static AdamW CreateAdamW(ClipModel model, AdamWSettings s)
+    public static AdamW CreateAdamW(ClipModel model, AdamWSettings s) => new FlatAdamW(model, Groups(model, s), s);
+
+    /// <summary>The official AdamW's two parameter groups with their options.</summary>
+    internal static AdamW.ParamGroup[] Groups(ClipModel model, AdamWSettings s)
     {
         var groups = TrainableInGroupOrder(model);
-        return new FlatAdamW(model,
+        return
         [
             new AdamW.ParamGroup(groups[0].Select(p => p.Parameter),
                 new AdamW.Options { LearningRate = s.Lr, beta1 = s.Beta1, beta2 = s.Beta2, eps = s.Eps, weight_decay = 0 }),
             new AdamW.ParamGroup(groups[1].Select(p => p.Parameter),
                 new AdamW.Options { LearningRate = s.Lr, beta1 = s.Beta1, beta2 = s.Beta2, eps = s.Eps, weight_decay = s.WeightDecay }),
-        ], s);
+        ];
     }
 
     /// <summary>After every step the official code clamps logit_scale to [0, ln 100].</summary>

@@ -92,6 +92,24 @@ public class FlatAdamWTests
     }
 
     [Fact]
+    public void The_chunk_size_of_the_update_does_not_change_a_single_bit()
+    {
+        using var chunkedModel = Model();
+        using var wholeModel = Model();
+        var settings = AdamWSettings.OfficialFor(chunkedModel.Config, lr: 1e-3, weightDecay: 0.1);
+        // 1000 elements: chunks end inside tensors and groups; 2^30: each group in one chunk.
+        using var chunked = new FlatAdamW(chunkedModel, OptimizerFactory.Groups(chunkedModel, settings), settings) { ChunkElements = 1000 };
+        using var whole = new FlatAdamW(wholeModel, OptimizerFactory.Groups(wholeModel, settings), settings) { ChunkElements = 1L << 30 };
+        Steps(chunkedModel, chunked, 3);
+        Steps(wholeModel, whole, 3);
+        Assert.Equal((3, 3), (chunked.FlatSteps, whole.FlatSteps));
+        foreach (var ((name, a), (_, b)) in chunkedModel.named_parameters().Zip(wholeModel.named_parameters()))
+            Assert.True(a.allclose(b, rtol: 0, atol: 0), $"{name} differs");
+        using var initial = Model();
+        Assert.False(chunkedModel.named_parameters().First().parameter.allclose(initial.named_parameters().First().parameter, rtol: 0, atol: 0));
+    }
+
+    [Fact]
     public void Parameters_moments_and_gradients_share_one_layout()
     {
         using var model = Model();
