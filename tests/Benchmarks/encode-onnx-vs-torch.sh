@@ -11,17 +11,12 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
 arch=${1:-ViT-B-16@RoBERTa-wwm-ext-base-chinese}
 batch=${2:-16}
 threads=${3:-2}
 rounds=${4:-3}
-if [ -n "${CNCLIP:-}" ]; then
-    read -r -a cnclip <<<"$CNCLIP"
-else
-    cnclip=("$root/src/ChineseClip.Cli/bin/Debug/net10.0/linux-x64/cnclip")
-    [ -x "${cnclip[0]}" ] || dotnet build "$root/src/ChineseClip.Cli" >&2
-fi
+source "$here/find-cnclip.sh"
+find_cnclip
 
 # The export happens before the timed rounds (its cost is reported by the first onnx run only).
 "${cnclip[@]}" bench encode --backend onnx --arch "$arch" --batch 1 --threads "$threads" --rounds 1 >&2

@@ -21,17 +21,10 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
 rounds=${1:-3}
 python=${PYTHON:-/usr/bin/python3}
-if [ -n "${CNCLIP:-}" ]; then
-    read -r -a cnclip <<<"$CNCLIP"
-elif [ -x "$root/src/ChineseClip.Cli/bin/Debug/net10.0/linux-x64/cnclip" ]; then
-    cnclip=("$root/src/ChineseClip.Cli/bin/Debug/net10.0/linux-x64/cnclip")
-else
-    echo "$0: build src/ChineseClip.Cli first (dotnet build src/ChineseClip.Cli) or set CNCLIP" >&2
-    exit 2
-fi
+source "$here/find-cnclip.sh"
+find_cnclip
 threads=${THREADS:-1}
 repeats=${REPEATS:-20}
 args=(--threads "$threads" --repeats "$repeats")

@@ -31,12 +31,8 @@ arch=${7:-ViT-B-16@RoBERTa-wwm-ext-base-chinese}
 python=${PYTHON:-/usr/bin/python3}
 vocab=$(realpath "$root/../shared/reference/vocab.txt")
 [ -d "$src/cn_clip" ] || { echo "$0: $src has no cn_clip package" >&2; exit 2; }
-if [ -n "${CNCLIP:-}" ]; then
-    read -r -a cnclip <<<"$CNCLIP"
-else
-    cnclip=("$root/src/ChineseClip.Cli/bin/Release/net10.0/linux-x64/cnclip")
-    [ -x "${cnclip[0]}" ] || dotnet build -c Release "$root/src/ChineseClip.Cli" >&2
-fi
+source "$here/find-cnclip.sh"
+find_cnclip Release
 
 mkdir -p "$work/data" "$work/tsv"
 if [ ! -s "$work/data/test_imgs.tsv" ] || [ "$(wc -l <"$work/data/test_imgs.tsv")" -ne "$count" ]; then

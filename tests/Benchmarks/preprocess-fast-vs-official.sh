@@ -7,26 +7,17 @@
 # IMGS.tsv e.g. from tests/Benchmarks/make_jpeg_tsv.py (200 JPEGs 800x600 .. 1600x1200, quality 90). Each of the
 # four sides runs ROUNDS (default 3) times, the sides taking turns (the first side rotates each round) so that
 # background load hits all of them; each run reports the median of 3 passes over the file, and the summary takes the
-# median of a side's runs. Environment: CNCLIP (default: the Release build, else the Debug build), PYTHON (default
+# median of a side's runs. Environment: CNCLIP (default: the Release build, built if absent), PYTHON (default
 # /usr/bin/python3, with Pillow and numpy). Every run's JSON line goes to stderr; one summary JSON line to stdout.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
 input=${1:?usage: $0 IMGS.tsv [RES] [ROUNDS]}
 res=${2:-224}
 rounds=${3:-3}
 python=${PYTHON:-/usr/bin/python3}
-if [ -n "${CNCLIP:-}" ]; then
-    read -r -a cnclip <<<"$CNCLIP"
-else
-    cnclip=()
-    for c in Release Debug; do
-        exe="$root/src/ChineseClip.Cli/bin/$c/net10.0/linux-x64/cnclip"
-        if [ -x "$exe" ]; then cnclip=("$exe"); break; fi
-    done
-    [ ${#cnclip[@]} -gt 0 ] || { echo "$0: build first: dotnet build src/ChineseClip.Cli -c Release" >&2; exit 2; }
-fi
+source "$here/find-cnclip.sh"
+find_cnclip Release
 
 sides=(exact fast pillow draft)
 run_side() {

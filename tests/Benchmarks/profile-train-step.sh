@@ -20,7 +20,6 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
 official_src=${1:?usage: $0 OFFICIAL_SRC [small-224|ViT-B-16]}
 official_src=$(cd "$official_src" && pwd)
 [ -d "$official_src/cn_clip" ] || { echo "$0: no cn_clip package in $official_src" >&2; exit 2; }
@@ -35,14 +34,8 @@ python=${PYTHON:-/usr/bin/python3}
 threads=${THREADS:-2}
 steps=${STEPS:-4}
 freq=${FREQ:-999}
-if [ -n "${CNCLIP:-}" ]; then
-    read -r -a cnclip <<<"$CNCLIP"
-elif [ -x "$root/src/ChineseClip.Cli/bin/Debug/net10.0/linux-x64/cnclip" ]; then
-    cnclip=("$root/src/ChineseClip.Cli/bin/Debug/net10.0/linux-x64/cnclip")
-else
-    echo "$0: build src/ChineseClip.Cli first (dotnet build src/ChineseClip.Cli) or set CNCLIP" >&2
-    exit 2
-fi
+source "$here/find-cnclip.sh"
+find_cnclip
 
 # The same allocator on both sides, as train-step-vs-official.sh does.
 jemalloc=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2

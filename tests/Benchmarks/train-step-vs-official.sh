@@ -10,7 +10,7 @@
 # alternates too) so that background noise hits both; the summary takes the median of the per-run medians.
 #
 # Environment:
-#   CNCLIP    the cnclip command (default: the Debug build under src/ChineseClip.Cli/bin, else `dotnet run`)
+#   CNCLIP    the cnclip command (default: the Debug build under src/ChineseClip.Cli/bin, built if absent)
 #   PYTHON    an interpreter with torch (default /usr/bin/python3, Debian's python3-torch)
 #   OFFICIAL_MODES  which OpenBLAS kernel choices the peer runs with, each a side of its own (default "env flags self"):
 #             env: OPENBLAS_CORETYPE as this environment sets it; flags: picked from the CPU flags (OpenBLAS 0.3.21
@@ -23,20 +23,14 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
 official_src=${1:?usage: $0 OFFICIAL_SRC [ROUNDS]}
 rounds=${2:-3}
 official_src=$(cd "$official_src" && pwd)
 [ -d "$official_src/cn_clip" ] || { echo "$0: no cn_clip package in $official_src" >&2; exit 2; }
 python=${PYTHON:-/usr/bin/python3}
 
-if [ -n "${CNCLIP:-}" ]; then
-    read -r -a cnclip <<<"$CNCLIP"
-elif [ -x "$root/src/ChineseClip.Cli/bin/Debug/net10.0/linux-x64/cnclip" ]; then
-    cnclip=("$root/src/ChineseClip.Cli/bin/Debug/net10.0/linux-x64/cnclip")
-else
-    cnclip=(dotnet run --project "$root/src/ChineseClip.Cli" -c Release --)
-fi
+source "$here/find-cnclip.sh"
+find_cnclip
 
 # The same allocator on both sides: cnclip re-executes itself with jemalloc preloaded when the system has it, with
 # MALLOC_CONF defaulting to NativeAllocator.DefaultJemallocConfig, so the Python side gets the same preload and options
