@@ -87,7 +87,7 @@ CLASSES = [
     ("thread pool", lambda d, s: re.search(r"gomp|iomp|libomp", d) or re.search(r"blas_thread_server|exec_blas|omp_", s)),
     ("kernel (page faults, scheduling)", lambda d, s: d.startswith("[kernel")),
     ("memory (allocator, memcpy/memset)", lambda d, s: "jemalloc" in d or re.search(r"\b(malloc|free|calloc|realloc|memcpy|memmove|memset)", s) or re.search(r"__memcpy|__memset|__memmove", s)),
-    ("element-wise and reductions", lambda d, s: re.search(r"Vectorized|vectorized|cpu_kernel|Sleef|vml|_kernel|reduce|cascade_sum|gelu|tanh|sigmoid|copy_|fill", s)),
+    ("element-wise and reductions", lambda d, s: re.search(r"Vectorized|vectorized|cpu_kernel|Sleef|vml|sqrt|_kernel|reduce|cascade_sum|gelu|tanh|sigmoid|copy_|fill", s)),
     ("runtime (.NET, Python, dispatch)", lambda d, s: re.search(r"coreclr|clrjit|\[JIT\]|python|libc10|LibTorchSharp|System\.|\.dll|libtorch_python", d)),
 ]
 
@@ -113,9 +113,9 @@ def classify(dso, sym):
 out = {"bench": "profile-train-step", "config": config, "threads": int(threads), "cpu": cpu, "cpu_family": family,
        "steps_profiled": 2 * steps, "perf_frequency": freq, "sides": {}}
 for side in ("cnclip", "official"):
-    short, long_ = (parse(f"{work}/{side}-{n}.txt") for n in (steps, 3 * steps))
+    fewer, more = (parse(f"{work}/{side}-{n}.txt") for n in (steps, 3 * steps))
     per = {}
-    for sign, rows in ((-1, short), (1, long_)):
+    for sign, rows in ((-1, fewer), (1, more)):
         for n, dso, sym in rows:
             per[(dso, sym)] = per.get((dso, sym), 0) + sign * n
     ms = lambda samples: samples * 1000.0 / freq / (2 * steps)  # one sample = 1/freq s of one thread's CPU time
