@@ -29,11 +29,14 @@ public sealed class FlatAdamW : AdamW
     // memory. Each element's arithmetic is the same whatever the chunk (bit-identical results). 2^17 elements
     // (0.5 MiB of fp32 per tensor) measured best of 2^14..2^25 on the 2-core Intel Xeon: the AdamW phase of
     // `bench train-step --profile` fell from 543 to 282 ms for ViT-B-16 (2 threads) and from 71 to ~48 ms for
-    // small-224 (1 thread) against 2^25-element chunks. The denominator is made per chunk, too.
-    public const long DefaultChunkElements = 1L << 17;
+    // small-224 (1 thread) against 2^25-element chunks. On a GPU each pass is a kernel launch and memory is fast, so
+    // there the chunks stay large: 2^17 would mean ~11,000 launches per ViT-B-16 step. The denominator is made per
+    // chunk, too.
+    public const long CpuChunkElements = 1L << 17, GpuChunkElements = 1L << 25;
 
-    /// <summary>Elements per chunk of the update (tests vary it to show that it does not change the result).</summary>
-    internal long ChunkElements { get; init; } = DefaultChunkElements;
+    /// <summary>Elements per chunk of the update, by the parameters' device unless set (tests vary it to show that
+    /// it does not change the result).</summary>
+    internal long ChunkElements { get; init; }
 
     // The optimizer of each model, so that the bf16 compute copy (made before the optimizer) can find the fp32 flat
     // buffer to re-cast from (Bf16Compute.FlatCopy).
@@ -54,6 +57,7 @@ public sealed class FlatAdamW : AdamW
     {
         _model = model;
         _order = groups.SelectMany(g => g.Parameters).ToList();
+        ChunkElements = _order.Count > 0 && _order[0].device_type != DeviceType.CPU ? GpuChunkElements : CpuChunkElements;
         _groupRanges = new (long, long)[groups.Count];
         Optimizers.AddOrUpdate(model, this);
         if (_order.Count == 0 || _order.Any(p => p.dtype != _order[0].dtype || p.device_type != _order[0].device_type || p.device_index != _order[0].device_index || !p.is_floating_point()))
