@@ -24,6 +24,8 @@ public sealed class ClipModel : nn.Module<Tensor, Tensor, ClipOutput>
 
     public ClipModel(ClipConfig config) : base(nameof(ClipModel))
     {
+        // MKL picks its kernels at its first product, and every product our programs compute comes after a model exists.
+        Runtime.MklCpuPath.Apply();
         Config = config;
         text_projection = nn.Parameter(empty(config.TextHiddenSize, config.EmbedDim));
         using (Scalar initialScale = Math.Log(1 / 0.07))

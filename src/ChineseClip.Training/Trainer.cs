@@ -81,7 +81,8 @@ public sealed class Trainer(TrainOptions options, TextWriter log, ICollectives? 
         log.WriteLine($"{run.Config.Name}: {run.Train.Count} training pairs, {run.StepsPerEpoch} steps per epoch, {run.TotalSteps} steps" +
             (_group.WorldSize > 1 ? $", rank {_group.Rank} of {_group.WorldSize}" : "") +
             (options.RanksPerWorker > 1 ? $", computing ranks {string.Join(", ", Enumerable.Range(0, options.RanksPerWorker).Select(m => _group.Rank + _group.WorldSize * m))} " +
-                $"of a {_group.WorldSize * options.RanksPerWorker}-rank run" : "") + $"; logs in {RunDir}");
+                $"of a {_group.WorldSize * options.RanksPerWorker}-rank run" : "") +
+            (run.Device.type == DeviceType.CPU ? $"; {ChineseClip.Model.Runtime.MklCpuPath.Status}" : "") + $"; logs in {RunDir}");
 
         var results = new List<ValidationResult>();
         run.RunWatch.Start();
@@ -113,7 +114,7 @@ public sealed class Trainer(TrainOptions options, TextWriter log, ICollectives? 
     /// <summary>The data, the model (weights broadcast from rank 0), the optimizer, the sampler and the LR schedule.</summary>
     Session Setup()
     {
-        torch.set_num_threads(options.Threads);
+        ChineseClip.Model.Runtime.TorchCpu.SetThreads(options.Threads);
         Device device = DeviceSettings.Resolve(options.Device);
         if (device.type == DeviceType.CUDA) DeviceSettings.ApplyCudaSwitches(options.Tf32, options.SdpaBackend);
         ClipConfig config = Architectures.Resolve(options.Arch);

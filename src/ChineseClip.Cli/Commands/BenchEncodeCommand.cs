@@ -56,7 +56,7 @@ public static class BenchEncodeCommand
         IClipEncoder encoder;
         if (backend == "torch")
         {
-            torch.set_num_threads(threads);
+            Model.Runtime.TorchCpu.SetThreads(threads);
             encoder = new TorchClipEncoder(RandomModel(config), contextLength);
         }
         else

@@ -57,7 +57,7 @@ public static class BenchGemmCommand
         if (threads < 1) throw new CliException($"--threads {threads}: must be at least 1");
         if (repeats < 1) throw new CliException($"--repeats {repeats}: must be at least 1");
         var shapes = ParseShapes(shapesText);
-        torch.set_num_threads(threads);
+        Model.Runtime.TorchCpu.SetThreads(threads);
         torch.manual_seed(0);
         var results = new List<object>();
         double totalMs = 0;
@@ -92,6 +92,8 @@ public static class BenchGemmCommand
             total_ms = Math.Round(totalMs, 3),
             shapes = results,
             allocator = Model.Runtime.NativeAllocator.JemallocLoaded ? "jemalloc" : "glibc",
+            mkl = Model.Runtime.MklCpuPath.Status,
+            mkl_branch = Model.Runtime.MklCpuPath.Branch(),
         }));
         return ExitCodes.Success;
     }

@@ -46,7 +46,7 @@ public static class BenchSearchCommand
             if (top > n) throw new CliException($"--k {top}: more than the {n} vectors");
             int[] sweepValues = ParseSweep(r.GetValue(sweep));
             var settings = new HnswSettings(r.GetValue(connectivity), r.GetValue(expansionAdd), r.GetValue(expansionSearch), r.GetValue(quantization)!);
-            torch.set_num_threads(t);
+            Model.Runtime.TorchCpu.SetThreads(t);
             manual_seed(r.GetValue(seed));
             bool clustered = r.GetValue(data) == "clustered";
             using Tensor centres = clustered ? nn.functional.normalize(randn(c, d), dim: 1) : empty(0);

@@ -40,7 +40,7 @@ public static class BenchTrainStepCommand
         if (steps < 1) throw new CliException($"--steps {steps}: must be at least 1");
         if (threads < 1) throw new CliException($"--threads {threads}: must be at least 1");
         ClipConfig config = Architectures.Resolve(archName);
-        torch.set_num_threads(threads);
+        Model.Runtime.TorchCpu.SetThreads(threads);
         torch.manual_seed(0);
         using var model = new ClipModel(config);
         model.train();
@@ -87,6 +87,8 @@ public static class BenchTrainStepCommand
             peak_rss_mb = self.PeakWorkingSet64 / (1 << 20),
             allocator = Model.Runtime.NativeAllocator.JemallocLoaded ? "jemalloc" : "glibc",
             malloc_conf = Model.Runtime.NativeAllocator.JemallocConfig,
+            mkl = Model.Runtime.MklCpuPath.Status,
+            mkl_branch = Model.Runtime.MklCpuPath.Branch(),
         };
         io.Out.WriteLine(JsonSerializer.Serialize(result));
         return ExitCodes.Success;

@@ -34,7 +34,7 @@ public static class IndexBuildCommand
             if (batch < 1) throw new CliException($"--batch-size {batch}: must be at least 1");
             if (t < 1) throw new CliException($"--threads {t}: must be at least 1");
             string dir = r.GetValue(output)!.FullName;
-            torch.set_num_threads(t);
+            Model.Runtime.TorchCpu.SetThreads(t);
             var model = ModelInfo.Of(r.GetValue(checkpoint)!.FullName, r.GetValue(arch)!, r.GetValue(vocab)!.FullName, r.GetValue(contextLength));
             string chosen = r.GetValue(backend)!;
             if (r.GetValue(onnx) is not null && chosen != ClipEncoders.Onnx) throw new CliException("--onnx is for --backend onnx");

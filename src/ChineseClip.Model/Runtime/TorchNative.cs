@@ -46,6 +46,7 @@ public static class TorchNative
     public static void LoadFromEnvironment(Func<string, string?>? environment = null)
     {
         environment ??= Environment.GetEnvironmentVariable;
+        MklCpuPath.ParseSetting(environment(MklCpuPath.Variable)); // its one-line error at start, not at the first model
         string? dir = NullIfEmpty(environment(LibtorchDirVariable)), sharp = NullIfEmpty(environment(LibTorchSharpVariable));
         if (dir is null && sharp is null) return;
         if (dir is null) throw new TorchNativeException($"{LibTorchSharpVariable} is set but {LibtorchDirVariable} is not: set both (the libtorch lib folder and a LibTorchSharp built against it)");

@@ -65,7 +65,7 @@ public sealed class ModelHosts : IDisposable
     public ModelHosts(IServiceProvider services)
     {
         _services = services;
-        TorchSharp.torch.set_num_threads(services.Options().Threads);
+        ChineseClip.Model.Runtime.TorchCpu.SetThreads(services.Options().Threads);
     }
 
     readonly Dictionary<string, Lazy<ModelHost>> _hosts = new();
