@@ -18,6 +18,34 @@ public class BenchTrainStepCommandTests
         Assert.True(float.IsFinite(json.GetProperty("final_loss").GetSingle()));
     }
 
+    [Fact]
+    public void Bench_train_step_in_bf16_runs_on_the_CPU_and_its_loss_stays_near_fp32s()
+    {
+        JsonElement Step(string precision)
+        {
+            var r = CliRunner.Run("bench", "train-step", "--arch", SharedFiles.Path("fixtures", "official-tiny", "arch.json"),
+                "--batch", "4", "--steps", "2", "--threads", "1", "--precision", precision);
+            Assert.True(r.ExitCode == 0, r.Error);
+            return JsonDocument.Parse(Assert.Single(r.OutLines)).RootElement;
+        }
+        var fp32 = Step("fp32");
+        var bf16 = Step("bf16");
+        Assert.Equal("fp32", fp32.GetProperty("precision").GetString());
+        Assert.Equal("bf16", bf16.GetProperty("precision").GetString());
+        float a = fp32.GetProperty("final_loss").GetSingle(), b = bf16.GetProperty("final_loss").GetSingle();
+        Assert.NotEqual(a, b); // the passes really ran in bf16
+        Assert.Equal(a, b, 0.05 * Math.Abs(a)); // same seed, same inputs: bf16 rounding, not another computation
+    }
+
+    [Fact]
+    public void An_unknown_precision_is_one_line()
+    {
+        var r = CliRunner.Run("bench", "train-step", "--arch", "ViT-B-16@RoBERTa-wwm-ext-base-chinese", "--batch", "1", "--steps", "1",
+            "--threads", "1", "--precision", "fp16");
+        Assert.Equal(ExitCodes.BadInput, r.ExitCode);
+        Assert.Equal("cnclip: error: --precision fp16: expected fp32 or bf16\n", r.Error);
+    }
+
     [Theory]
     [InlineData("--batch", "0", "--batch 0: must be at least 1")]
     [InlineData("--threads", "0", "--threads 0: must be at least 1")]

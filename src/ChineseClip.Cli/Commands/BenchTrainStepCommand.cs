@@ -22,19 +22,26 @@ public static class BenchTrainStepCommand
         var context = new Option<int>("--context-length") { Description = "tokens per text", DefaultValueFactory = _ => ContextLength };
         var checkpointing = new Option<bool>("--grad-checkpointing") { Description = "recompute transformer blocks in the backward pass" };
         var profile = new Option<bool>("--profile") { Description = "also time the phases (image forward, text forward, loss + backward, AdamW) in extra steps" };
+        var precision = new Option<string>("--precision")
+        {
+            Description = "fp32, or bf16: forward and backward on a bf16 copy of the model, fp32 master weights and AdamW (the training option)",
+            DefaultValueFactory = _ => "fp32",
+        };
         var command = new Command("train-step",
             "Time one official fine-tuning step (both towers, symmetric InfoNCE, backward, AdamW, logit-scale clamp) on random inputs.")
         {
-            arch, batch, steps, threads, context, checkpointing, profile,
+            arch, batch, steps, threads, context, checkpointing, profile, precision,
         };
         command.SetAction(r => CliApp.Guard(io, () =>
             Run(io, r.GetValue(arch)!, r.GetValue(batch), r.GetValue(steps), r.GetValue(threads), r.GetValue(context),
-                r.GetValue(checkpointing), r.GetValue(profile))));
+                r.GetValue(checkpointing), r.GetValue(profile), r.GetValue(precision)!)));
         return command;
     }
 
-    static int Run(CliIO io, string archName, int batch, int steps, int threads, int contextLength, bool checkpointing, bool profile)
+    static int Run(CliIO io, string archName, int batch, int steps, int threads, int contextLength, bool checkpointing, bool profile,
+        string precision)
     {
+        if (precision is not ("fp32" or "bf16")) throw new CliException($"--precision {precision}: expected fp32 or bf16");
         if (contextLength < 3) throw new CliException($"--context-length {contextLength}: must be at least 3");
         if (batch < 1) throw new CliException($"--batch {batch}: must be at least 1");
         if (steps < 1) throw new CliException($"--steps {steps}: must be at least 1");
@@ -46,6 +53,8 @@ public static class BenchTrainStepCommand
         model.train();
         if (checkpointing) model.SetGradCheckpointing(true);
         using var optimizer = OptimizerFactory.CreateAdamW(model, AdamWSettings.OfficialFor(config));
+        using var bf16 = precision == "bf16" ? new Bf16Compute(model) : null;
+        if (checkpointing) bf16?.Compute.SetGradCheckpointing(true);
         using var pixels = randn(batch, 3, config.ImageResolution, config.ImageResolution);
         using var ids = RandomIds(batch, config.VocabSize, contextLength);
 
@@ -60,7 +69,7 @@ public static class BenchTrainStepCommand
             self.Refresh();
             var cpuStart = self.TotalProcessorTime;
             var watch = Stopwatch.StartNew();
-            loss = TrainStep.Run(model, optimizer, pixels, ids).Loss;
+            loss = TrainStep.Run(model, optimizer, pixels, ids, bf16: bf16).Loss;
             double wall = watch.Elapsed.TotalMilliseconds;
             self.Refresh();
             if (i == 0) continue;
@@ -68,7 +77,7 @@ public static class BenchTrainStepCommand
             cpuTimes.Add((self.TotalProcessorTime - cpuStart).TotalMilliseconds);
         }
         double median = Median(times);
-        var phases = profile ? Phases(model, optimizer, pixels, ids, steps) : null;
+        var phases = profile ? Phases(model, optimizer, pixels, ids, steps, bf16: bf16) : null;
         var result = new
         {
             bench = "train-step",
@@ -78,6 +87,7 @@ public static class BenchTrainStepCommand
             threads,
             context_length = contextLength,
             grad_checkpointing = checkpointing,
+            precision,
             phases_ms_median = phases,
             ms_per_step_median = Math.Round(median, 2),
             samples_per_s = Math.Round(batch * 1000.0 / median, 3),
