@@ -75,7 +75,7 @@ done
 cpu=$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n 1)
 family=$(sed -n 's/^cpu family[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo | head -n 1)
 "$python" - "$work/runs.jsonl" "$cpu" "$family" "$vendor" "$threads" "$rounds" <<'EOF'
-import json, os, statistics, sys
+import json, statistics, sys
 path, cpu, family, vendor, threads, rounds = sys.argv[1:7]
 runs = [json.loads(l) for l in open(path) if l.strip()]
 sides = {}

@@ -46,12 +46,12 @@ public static class MklCpuPath
     /// it is not loaded yet. Never throws for a libtorch whose MKL looks different: the status says it was not applied.
     /// Throws <see cref="TorchNativeException"/> for a value of the variable other than auto, 0 or 1.
     /// </summary>
-    public static string Apply(Func<string, string?>? environment = null)
+    public static string Apply()
     {
         lock (Gate)
         {
             if (_status is not null) return _status;
-            bool? setting = ParseSetting((environment ?? Environment.GetEnvironmentVariable)(Variable));
+            bool? setting = ParseSetting(Environment.GetEnvironmentVariable(Variable));
             bool force = setting == true;
             string vendor = CpuVendor();
             if (setting == false) return _status = $"MKL chooses its own kernels ({Variable}=0)";
